@@ -1,0 +1,49 @@
+"""Building components from config, and the context every factory receives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lettingo import plugins
+from lettingo.cache import CachedLLM, CallCache, digest
+
+
+class Context:
+    """What a component may need from the run: other components, the LLM pool, the cache.
+
+    LLM engines are pooled by config, so every stage that names the same model shares one engine
+    (loading a model is the slowest thing a stage does); ``release_llms`` frees them before training.
+    """
+
+    def __init__(self, cfg: DictConfig | None = None, run_dir: Path | None = None,
+                 cache: CallCache | None = None):
+        self.cfg = cfg if cfg is not None else OmegaConf.create({})
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.cache = cache
+        self._llms: dict[str, Any] = {}
+        self.items: dict[str, Any] = {}  # item_id -> Item, set by the pipeline once data is loaded
+
+    def build(self, kind: str, cfg: DictConfig | dict) -> Any:
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        if "name" not in cfg:
+            raise plugins.UnknownComponentError(f"the {kind} config has no 'name' key: {OmegaConf.to_yaml(cfg)}")
+        return plugins.factory(kind, cfg.name)(cfg, self)
+
+    def llm(self, cfg: DictConfig | dict) -> CachedLLM:
+        """A cached, pooled LLM for this config (an ``llm`` group node)."""
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        key = digest(OmegaConf.to_container(cfg, resolve=True))
+        if key not in self._llms:
+            self._llms[key] = self.build("llm", cfg)
+        return CachedLLM(self._llms[key], self.cache)
+
+    def release_llms(self) -> None:
+        for engine in self._llms.values():
+            engine.close()
+        self._llms.clear()
+        import gc
+
+        gc.collect()

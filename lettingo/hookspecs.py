@@ -1,0 +1,64 @@
+"""Every lettingo hook, in one place.
+
+Registration hooks receive a ``register(name, factory)`` callback. A factory is called as
+``factory(cfg, ctx)`` with the component's config node (a DictConfig) and the run's
+:class:`lettingo.components.Context`, and returns the component. The config-group option file
+``conf/<group>/<name>.yaml`` and the registered ``name`` are the same word.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("lettingo")
+hookimpl = pluggy.HookimplMarker("lettingo")
+
+
+@hookspec
+def lettingo_register_datasets(register):
+    """Register dataset loaders: ``factory(cfg, ctx)`` returns an object with ``load()``."""
+
+
+@hookspec
+def lettingo_register_llms(register):
+    """Register LLM backends: ``factory(cfg, ctx)`` returns a :class:`lettingo.llm.LLM`."""
+
+
+@hookspec
+def lettingo_register_prompts(register):
+    """Register profile prompts: ``factory(cfg, ctx)`` returns an object with ``messages(task, items)``."""
+
+
+@hookspec
+def lettingo_register_recommenders(register):
+    """Register recommenders: ``factory(cfg, ctx)`` returns an object with ``judge(tasks, profiles)``."""
+
+
+@hookspec
+def lettingo_register_pair_selectors(register):
+    """Register pair selectors: ``factory(cfg, ctx)`` returns an object with ``select(tasks, profiles, judgements)``."""
+
+
+@hookspec
+def lettingo_register_aligners(register):
+    """Register aligners: ``factory(cfg, ctx)`` returns an object with ``train(pairs, base_model, output_dir)``."""
+
+
+@hookspec
+def lettingo_config_searchpath():
+    """Return Hydra search-path entries (``pkg://your_package/conf``) holding your config-group options."""
+
+
+@hookspec
+def lettingo_stage_started(stage, run_dir):
+    """Called when a pipeline stage starts in ``run_dir`` (a ``pathlib.Path``)."""
+
+
+@hookspec
+def lettingo_stage_finished(stage, run_dir, summary):
+    """Called when a pipeline stage finishes, with a small dict summarising what it did."""
+
+
+@hookspec
+def lettingo_run_finished(run_dir, metrics):
+    """Called once a run has written ``results.json``, with its metrics dict."""

@@ -1,0 +1,52 @@
+"""The interface every LLM backend implements, and the cache that wraps all of them.
+
+A backend plugin (``transformers``, ``vllm``, ``litellm``, ...) returns an object with the
+:class:`LLM` methods. Core never calls a backend directly: :func:`lettingo.components.Context.llm`
+wraps it in :class:`CachedLLM`, so every backend gets the persistent call cache for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    n: int = 1  # samples per prompt
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Generation:
+    text: str
+    usage: dict[str, Any] = field(default_factory=dict)  # prompt_tokens, completion_tokens, latency_s, cached
+
+
+@runtime_checkable
+class LLM(Protocol):
+    def identity(self) -> dict[str, Any]:
+        """What determines this engine's outputs: backend, model, adapter digest. Never secrets."""
+
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int]
+    ) -> list[list[Generation]]:
+        """For each chat prompt, ``params.n`` samples. Prompt ``i`` is sampled with ``seeds[i]``,
+        so its samples do not depend on which other prompts share the batch."""
+
+    def label_logprobs(self, prompts: list[Messages], labels: list[str]) -> list[dict[str, float]]:
+        """For each chat prompt, the log-probability of each label as the assistant's whole answer."""
+
+    def with_adapter(self, adapter_path: str | None) -> "LLM":
+        """The same base engine (shared weights) answering through a LoRA adapter, or none."""
+
+    def close(self) -> None:
+        """Free the engine's memory."""

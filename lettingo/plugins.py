@@ -1,0 +1,164 @@
+"""The plugin manager: built-ins and third-party plugins, registered the same way.
+
+Built-ins are the modules in ``DEFAULT_PLUGINS``. Third-party plugins come from the entry-point
+group ``lettingo``; ``LETTINGO_LOAD_PLUGINS=a,b`` limits which of them load (empty: none), and
+under pytest none load unless a test calls :func:`load_entrypoints` itself. Lookups call the
+registration hooks afresh, so a plugin registered at any time is visible at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from typing import Any, Callable
+
+import pluggy
+
+from lettingo import hookspecs
+
+KINDS = ("dataset", "llm", "prompt", "recommender", "pair_selector", "aligner")
+HOOK_FOR_KIND = {
+    "dataset": "lettingo_register_datasets",
+    "llm": "lettingo_register_llms",
+    "prompt": "lettingo_register_prompts",
+    "recommender": "lettingo_register_recommenders",
+    "pair_selector": "lettingo_register_pair_selectors",
+    "aligner": "lettingo_register_aligners",
+}
+
+DEFAULT_PLUGINS = (
+    "lettingo.builtins.datasets",
+    "lettingo.builtins.prompts",
+    "lettingo.builtins.recommenders",
+    "lettingo.builtins.pair_selectors",
+)
+
+
+class UnknownComponentError(LookupError):
+    pass
+
+
+class PluginLoadError(RuntimeError):
+    pass
+
+
+pm = pluggy.PluginManager("lettingo")
+pm.add_hookspecs(hookspecs)
+_entrypoints_loaded = False
+
+
+def _load_builtins() -> None:
+    for module_name in DEFAULT_PLUGINS:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+
+
+def load_entrypoints(only: list[str] | None = None) -> None:
+    """Load installed plugins from the ``lettingo`` entry-point group (once per process).
+
+    ``only`` (or ``LETTINGO_LOAD_PLUGINS``) names the distributions or entry points to load.
+    """
+    global _entrypoints_loaded
+    if only is None and "LETTINGO_LOAD_PLUGINS" in os.environ:
+        only = [p.strip() for p in os.environ["LETTINGO_LOAD_PLUGINS"].split(",") if p.strip()]
+    for ep in importlib.metadata.entry_points(group="lettingo"):
+        dist = ep.dist.name if ep.dist else ep.name
+        if only is not None and ep.name not in only and dist not in only:
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # one broken plugin must not take down the rest
+            print(f"lettingo: plugin {ep.name!r} ({dist}) failed to load: {exc}", file=sys.stderr)
+            continue
+        pm.register(module, name=ep.name)
+    pm.check_pending()  # an implementation whose name matches no hookspec fails loudly
+    _entrypoints_loaded = True
+
+
+def ensure_loaded() -> None:
+    """Built-ins always; entry points unless running under pytest (tests opt in explicitly)."""
+    _load_builtins()
+    if not _entrypoints_loaded and "pytest" not in sys.modules:
+        load_entrypoints()
+    pm.check_pending()
+
+
+def register_plugin(plugin: Any, name: str) -> None:
+    """Register a plugin object in-process (notebooks and tests); unknown hook names raise."""
+    pm.register(plugin, name=name)
+    pm.check_pending()
+
+
+def unregister_plugin(name: str) -> None:
+    pm.unregister(name=name)
+
+
+def components(kind: str) -> dict[str, tuple[Callable, str]]:
+    """All registered components of ``kind``: name -> (factory, plugin name)."""
+    ensure_loaded()
+    found: dict[str, tuple[Callable, str]] = {}
+    for impl in getattr(pm.hook, HOOK_FOR_KIND[kind]).get_hookimpls():
+        def register(name: str, factory: Callable, _plugin=impl.plugin_name) -> None:
+            found[name] = (factory, _plugin)
+
+        impl.function(register=register)
+    return found
+
+
+def factory(kind: str, name: str) -> Callable:
+    available = components(kind)
+    if name not in available:
+        choices = ", ".join(sorted(available)) or "none"
+        hint = ""
+        if kind in ("llm", "aligner"):
+            hint = " (is the plugin that provides it installed? `lettingo plugins` lists what is)"
+        raise UnknownComponentError(f"unknown {kind} {name!r}; choose one of: {choices}{hint}")
+    return available[name][0]
+
+
+def config_searchpath() -> list[str]:
+    ensure_loaded()
+    return [p for paths in pm.hook.lettingo_config_searchpath() for p in (paths or [])]
+
+
+def describe() -> list[dict[str, Any]]:
+    """Each plugin with its version, the hooks it implements and the names it registers."""
+    ensure_loaded()
+    registered: dict[str, dict[str, list[str]]] = {}
+    for kind in KINDS:
+        for name, (_, plugin_name) in components(kind).items():
+            registered.setdefault(plugin_name, {}).setdefault(kind, []).append(name)
+    dists = {
+        ep.name: (ep.dist.name, ep.dist.version)
+        for ep in importlib.metadata.entry_points(group="lettingo")
+        if ep.dist is not None
+    }
+    rows = []
+    for plugin_name, plugin in pm.list_name_plugin():
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        if plugin_name in dists:
+            dist, version = dists[plugin_name]
+        elif plugin_name.startswith("lettingo."):
+            dist, version = "lettingo", importlib.metadata.version("lettingo")
+        else:
+            dist, version = None, getattr(plugin, "__version__", None)
+        rows.append(
+            {
+                "name": plugin_name,
+                "distribution": dist,
+                "version": version,
+                "hooks": hooks,
+                "components": {k: sorted(v) for k, v in registered.get(plugin_name, {}).items()},
+            }
+        )
+    return rows
+
+
+def broadcast(hook: str, **kwargs: Any) -> None:
+    """Call a lifecycle hook on every plugin."""
+    ensure_loaded()
+    getattr(pm.hook, hook)(**kwargs)

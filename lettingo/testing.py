@@ -1,0 +1,40 @@
+"""Helpers for tests of lettingo and of third-party plugins.
+
+``tiny_model_dir`` writes a random two-layer Llama with the real SmolLM2 tokenizer: real loading
+code, real generation and real training, in well under a second a call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lettingo.models import prepare_packaged_model
+
+
+def tiny_model_dir(path: str | Path, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    tokenizer = AutoTokenizer.from_pretrained(prepare_packaged_model("smollm2-135m-instruct"))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
