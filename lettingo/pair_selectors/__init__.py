@@ -1,0 +1,1 @@
+"""Pair selectors: judged profiles -> DPO preference pairs (prompt, chosen, rejected)."""

@@ -1,0 +1,64 @@
+"""How a user's interactions are shown to an LLM: item text plus the user's sentiment word.
+
+The profile prompt and the LLM recommender render histories the same way, so the words a profile
+is written from are the words the recommender reads next to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from omegaconf import OmegaConf
+
+from lettingo.types import Interaction, Item
+
+DEFAULT_LIKE_MIN = 4.0
+DEFAULT_DISLIKE_MAX = 2.0
+
+
+class MissingItemError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def sentiment_thresholds(cfg: Any) -> tuple[float, float]:
+    """``(like_min, dislike_max)`` from the run config's ``dataset`` node, defaults 4 / 2."""
+    like_min = OmegaConf.select(cfg, "dataset.like_min", default=None) if cfg is not None else None
+    dislike_max = OmegaConf.select(cfg, "dataset.dislike_max", default=None) if cfg is not None else None
+    return (
+        float(DEFAULT_LIKE_MIN if like_min is None else like_min),
+        float(DEFAULT_DISLIKE_MAX if dislike_max is None else dislike_max),
+    )
+
+
+def sentiment_word(rating: float, like_min: float, dislike_max: float) -> str:
+    """The rule that labels targets (``lettingo.data.protocol.label_for``), so history and label agree."""
+    from lettingo.data.protocol import label_for  # pandas-backed module: loaded on first use only
+
+    return label_for(rating, like_min, dislike_max)
+
+
+def item_text(items: Mapping[str, Item], item_id: str, where: str) -> str:
+    """``Item.describe()`` of one catalog item; a clear error when the catalog lacks it."""
+    try:
+        return items[item_id].describe()
+    except KeyError:
+        raise MissingItemError(
+            f"item {item_id!r} ({where}) is not in the item catalog ({len(items)} items); "
+            "check that the dataset's item metadata covers every interaction"
+        ) from None
+
+
+def format_interactions(
+    interactions: Iterable[Interaction],
+    items: Mapping[str, Item],
+    like_min: float,
+    dislike_max: float,
+    where: str,
+) -> str:
+    """One numbered line per interaction: ``1. <item text> -> like``."""
+    lines = []
+    for number, interaction in enumerate(interactions, start=1):
+        text = item_text(items, interaction.item_id, where)
+        lines.append(f"{number}. {text} -> {sentiment_word(interaction.rating, like_min, dislike_max)}")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The LettinGo profile prompt: one open-ended instruction, no fixed output format.
+
+The paper's point is that a fixed template (keywords, JSON fields) limits what a profile can say;
+the generator is asked to describe the user freely, and DPO later teaches it which descriptions
+help the recommender. The profile is written from the profile window only: the recent window and
+the target are the evaluation, and showing them here would leak the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from lettingo.prompts.history import format_interactions, sentiment_thresholds
+from lettingo.types import Item, UserTask
+
+INSTRUCTION = (
+    "Below are items a user interacted with, oldest first. After each item is how the user felt "
+    "about it (like, neutral or dislike).\n\n"
+    "{history}\n\n"
+    "Write a profile of this user. Describe their preferences in your own words: what they enjoy, "
+    "what they avoid, and anything else that would help predict how they will feel about items "
+    "they have not seen yet. There is no required format."
+)
+
+
+class LettinGoPrompt:
+    """``messages(task, items)``: an optional system message and one open-ended user message."""
+
+    def __init__(
+        self,
+        name: str = "lettingo",
+        system: str | None = None,
+        max_items: int | None = None,
+        like_min: float = 4.0,
+        dislike_max: float = 2.0,
+    ):
+        if max_items is not None and max_items < 1:
+            raise ValueError(f"prompt {name!r}: max_items must be a positive number or null, got {max_items}")
+        self.name = name
+        self.system = system
+        self.max_items = max_items
+        self.like_min = like_min
+        self.dislike_max = dislike_max
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: Any) -> "LettinGoPrompt":
+        like_min, dislike_max = sentiment_thresholds(ctx.cfg)
+        return cls(
+            name=cfg.name,
+            system=cfg.get("system"),
+            max_items=cfg.get("max_items"),
+            like_min=like_min,
+            dislike_max=dislike_max,
+        )
+
+    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
+        window = sorted(task.profile_window, key=lambda i: i.timestamp)  # stable: ties keep their order
+        if self.max_items is not None:
+            window = window[-self.max_items :]
+        history = format_interactions(
+            window, items, self.like_min, self.dislike_max, where=f"profile window of task {task.task_id}"
+        )
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": INSTRUCTION.format(history=history)})
+        return messages

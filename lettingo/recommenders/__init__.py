@@ -1,0 +1,26 @@
+"""Recommenders: frozen judges that say whether a profile helps on a user's held-out task."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from lettingo.types import Profile, UserTask
+
+
+def profile_id_for(task: UserTask, profile: Profile | None) -> str:
+    """The judgement's ``profile_id``; ``<task_id>/none`` for the no-profile baseline (10H)."""
+    return profile.profile_id if profile is not None else f"{task.task_id}/none"
+
+
+def check_aligned(recommender: str, tasks: Sequence[Any], profiles: Sequence[Any]) -> None:
+    if len(tasks) != len(profiles):
+        raise ValueError(
+            f"recommender {recommender!r}: judge() needs one profile (or None) per task, "
+            f"got {len(tasks)} tasks and {len(profiles)} profiles"
+        )
+    for task, profile in zip(tasks, profiles):
+        if profile is not None and profile.task_id != task.task_id:
+            raise ValueError(
+                f"recommender {recommender!r}: profile {profile.profile_id!r} belongs to task "
+                f"{profile.task_id!r} but was passed with task {task.task_id!r}"
+            )

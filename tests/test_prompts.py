@@ -1,0 +1,90 @@
+"""The built-in `lettingo` profile prompt: profile window in, recent window and target never."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from lettingo.components import Context
+from lettingo.prompts.history import MissingItemError
+from lettingo.types import Interaction, Item, UserTask
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "prompt"
+
+ITEMS = {
+    "p1": Item("p1", "Alien (1979)", {"genres": ["Horror", "Sci-Fi"]}),
+    "p2": Item("p2", "Notting Hill (1999)", {"genres": ["Comedy", "Romance"]}),
+    "p3": Item("p3", "Heat (1995)", {"genres": ["Crime", "Thriller"]}),
+    "p4": Item("p4", "Toy Story (1995)", {"genres": ["Animation", "Children's"]}),
+    "r1": Item("r1", "Fargo (1996)", {"genres": ["Crime"]}),
+    "r2": Item("r2", "Casablanca (1942)", {"genres": ["Drama", "Romance"]}),
+    "t": Item("t", "The Matrix (1999)", {"genres": ["Action", "Sci-Fi"]}),
+}
+
+
+def make_task() -> UserTask:
+    def it(item_id, rating, ts):
+        return Interaction("u1", item_id, rating, ts)
+
+    return UserTask(
+        task_id="u1", user_id="u1", split="train",
+        profile_window=[it("p1", 5, 1), it("p2", 1, 2), it("p3", 3, 3), it("p4", 4, 4)],
+        recent_window=[it("r1", 5, 10), it("r2", 2, 11)],
+        target=it("t", 5, 20), label="like", candidates=["t"], candidate_seed=0,
+    )
+
+
+def build(ctx_cfg=None, **overrides):
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "lettingo.yaml"), overrides)
+    ctx = Context(cfg=OmegaConf.create(ctx_cfg or {}), cache=None)
+    return ctx.build("prompt", cfg)
+
+
+def user_text(messages) -> str:
+    return "\n".join(m["content"] for m in messages if m["role"] == "user")
+
+
+def test_prompt_holds_profile_window_items_with_sentiments():
+    messages = build().messages(make_task(), ITEMS)
+    assert [m["role"] for m in messages] == ["user"]
+    text = user_text(messages)
+    assert "Alien (1979); genres: Horror, Sci-Fi -> like" in text
+    assert "Notting Hill (1999); genres: Comedy, Romance -> dislike" in text
+    assert "Heat (1995); genres: Crime, Thriller -> neutral" in text
+    assert "Toy Story (1995); genres: Animation, Children's -> like" in text
+    assert text.index("Alien") < text.index("Notting Hill") < text.index("Toy Story")  # oldest first
+    assert "profile" in text.lower() and "format" in text.lower()  # open-ended: no required format
+
+
+def test_prompt_never_shows_target_or_recent_window():
+    text = user_text(build().messages(make_task(), ITEMS))
+    for hidden in ("The Matrix", "Fargo", "Casablanca"):
+        assert hidden not in text
+
+
+def test_max_items_keeps_the_most_recent_and_system_message_is_optional():
+    messages = build(max_items=2, system="You are a careful analyst.").messages(make_task(), ITEMS)
+    assert messages[0] == {"role": "system", "content": "You are a careful analyst."}
+    text = user_text(messages)
+    assert "Heat (1995)" in text and "Toy Story (1995)" in text
+    assert "Alien" not in text and "Notting Hill" not in text
+
+
+def test_sentiment_thresholds_come_from_the_dataset_config():
+    # like_min 5: a 4-star rating is no longer "like"; dislike_max 3: a 3 is now "dislike"
+    prompt = build(ctx_cfg={"dataset": {"like_min": 5, "dislike_max": 3}})
+    text = user_text(prompt.messages(make_task(), ITEMS))
+    assert "Toy Story (1995); genres: Animation, Children's -> neutral" in text
+    assert "Heat (1995); genres: Crime, Thriller -> dislike" in text
+
+
+def test_missing_item_names_the_item_and_task():
+    items = {k: v for k, v in ITEMS.items() if k != "p2"}
+    with pytest.raises(MissingItemError, match=r"'p2'.*profile window of task u1"):
+        build().messages(make_task(), items)
+
+
+def test_option_file_name_is_the_registered_name():
+    assert OmegaConf.load(CONF / "lettingo.yaml").name == "lettingo"
