@@ -1,0 +1,224 @@
+"""DPO aligner on the tiny random Llama: real tokenizer, real TRL, real PEFT."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from lettingo.errors import LettingoError
+from lettingo.types import AlignedModel, PreferencePair
+from lettingo_trl.dpo import NO_PAIRS_MESSAGE, DPOAligner
+
+FAST = {"name": "dpo", "learning_rate": 5e-3, "epochs": 3, "batch_size": 2, "seed": 0}
+
+GENRES = ["films", "books", "restaurants"]
+
+
+def make_pairs(n: int = 6) -> list[PreferencePair]:
+    """Chosen profiles all praise science fiction, rejected ones all talk about cooking."""
+    return [
+        PreferencePair(
+            user_id=f"u{i}",
+            task_id=f"t{i}",
+            prompt_messages=[
+                {"role": "system", "content": "You write short user profiles for a recommender."},
+                {"role": "user", "content": f"User {i} rated these {GENRES[i % 3]}: item {i}, item {i + 7}. "
+                                            "Describe the user."},
+            ],
+            chosen="The user loves science fiction and space adventures.",
+            rejected="The user mostly cares about cooking and kitchen gadgets.",
+            margin=1.0,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("aligned")
+    started = time.monotonic()
+    aligned = DPOAligner(FAST, None).train(make_pairs(), tiny_model, out)
+    return aligned, out, time.monotonic() - started
+
+
+def test_training_writes_adapter_log_card_and_done_marker(trained, tiny_model):
+    aligned, out, _ = trained
+    adapter = out / "adapter"
+    assert aligned.adapter_path == str(adapter)
+    assert aligned.base == tiny_model and aligned.aligner == "dpo"
+    assert (adapter / "adapter_config.json").exists()
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
+
+    rows = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 10))  # 6 pairs / batch 2 x 3 epochs
+    assert all("loss" in r and "rewards/margins" in r and "rewards/accuracies" in r for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+    assert AlignedModel.from_dict(json.loads((out / "DONE.json").read_text())) == aligned
+    assert aligned.metrics["pairs"] == 6 and aligned.metrics["steps"] == 9
+    assert aligned.metrics["reward_margin"] == rows[-1]["rewards/margins"] > 0
+    assert aligned.metrics["reward_accuracy"] == rows[-1]["rewards/accuracies"]
+    assert aligned.metrics["train_loss"] < 0.69  # below log(2), the loss of an untrained policy
+
+    card = (adapter / "README.md").read_text()
+    assert tiny_model in card and "6 preference pairs" in card
+    assert not (out / "checkpoints").exists()
+
+
+def completion_logprob(model, tokenizer, messages, text) -> float:
+    """Sum of log-probabilities of ``text`` as the assistant's answer to ``messages``."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": text}], tokenize=False)
+    assert full.startswith(prompt)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    targets = ids[0, 1:]
+    token_logprobs = logprobs.gather(1, targets[:, None])[:, 0]
+    return token_logprobs[len(prompt_ids) - 1:].sum().item()
+
+
+def test_aligned_policy_prefers_chosen_profiles_more_than_base(trained, tiny_model):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    aligned, _, _ = trained
+    tokenizer = AutoTokenizer.from_pretrained(aligned.adapter_path)
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), aligned.adapter_path).eval()
+
+    def margin(pair):
+        return (completion_logprob(policy, tokenizer, pair.prompt_messages, pair.chosen)
+                - completion_logprob(policy, tokenizer, pair.prompt_messages, pair.rejected))
+
+    for pair in make_pairs():
+        with policy.disable_adapter():
+            base_margin = margin(pair)
+        assert margin(pair) > base_margin + 0.5, pair.user_id
+
+
+def test_second_call_returns_recorded_model_without_training(trained, tiny_model, monkeypatch):
+    aligned, out, _ = trained
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again although DONE.json exists")
+
+    monkeypatch.setattr(DPOAligner, "_trainer", no_training)
+    started = time.monotonic()
+    again = DPOAligner(FAST, None).train(make_pairs(), tiny_model, out)
+    assert again == aligned
+    assert time.monotonic() - started < 1.0
+
+
+def test_empty_pairs_raise_a_clear_error(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="no preference pairs to train on") as err:
+        DPOAligner(FAST, None).train([], tiny_model, tmp_path / "aligned")
+    assert str(err.value) == NO_PAIRS_MESSAGE and "best_vs_worst" in str(err.value)
+    assert isinstance(err.value, LettingoError)  # the CLI prints the message without a traceback
+    assert not (tmp_path / "aligned" / "DONE.json").exists()
+
+
+def test_prompts_longer_than_max_length_raise_instead_of_training_on_nothing(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="raise aligner.max_length"):
+        DPOAligner({**FAST, "max_length": 8}, None).train(make_pairs(2), tiny_model, tmp_path / "aligned")
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_training_resumes_from_its_latest_checkpoint(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise Killed
+
+    class RecordSteps(TrainerCallback):
+        def __init__(self):
+            self.steps: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    cfg = {**FAST, "epochs": 2, "save_steps": 2}
+    out = tmp_path / "aligned"
+    with pytest.raises(Killed):
+        DPOAligner(cfg, None, callbacks=[KillAtStep()]).train(make_pairs(4), tiny_model, out)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (out / "DONE.json").exists()
+
+    recorder = RecordSteps()
+    aligned = DPOAligner(cfg, None, callbacks=[recorder]).train(make_pairs(4), tiny_model, out)
+    assert recorder.steps == [3, 4]  # picked up after checkpoint-2, not from the start
+    rows = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert aligned.metrics["steps"] == 4
+    assert (out / "DONE.json").exists() and not (out / "checkpoints").exists()
+
+
+def test_checkpoints_of_other_pairs_are_not_resumed(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise Killed
+
+    class FirstStep(TrainerCallback):
+        def __init__(self):
+            self.first: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.first = self.first or state.global_step
+
+    cfg = {**FAST, "epochs": 1, "save_steps": 1}
+    out = tmp_path / "aligned"
+    with pytest.raises(Killed):
+        DPOAligner(cfg, None, callbacks=[KillAtStep()]).train(make_pairs(4), tiny_model, out)
+    assert (out / "checkpoints" / "checkpoint-1").is_dir()
+    first = FirstStep()
+    DPOAligner(cfg, None, callbacks=[first]).train(make_pairs(2), tiny_model, out)
+    assert first.first == 1  # trained afresh on the new pairs
+
+
+def test_dpo_is_reachable_through_lettingo_with_its_config(tiny_model):
+    from hydra import compose, initialize
+
+    from lettingo import components, plugins
+    import lettingo_trl.plugin
+
+    plugins.register_plugin(lettingo_trl.plugin, "trl-test")
+    try:
+        assert "dpo" in plugins.components("aligner")
+        searchpath = plugins.config_searchpath()
+        assert "pkg://lettingo_trl/conf" in searchpath
+        with initialize(version_base=None, config_path=None):
+            cfg = compose(overrides=["+aligner=dpo", f"hydra.searchpath=[{','.join(searchpath)}]"])
+        assert cfg.aligner.name == "dpo" and cfg.aligner.lora.r == 8 and cfg.aligner.save_steps == 50
+        aligner = components.Context().build("aligner", cfg.aligner)
+        assert isinstance(aligner, DPOAligner)
+        assert aligner.cfg.beta == 0.1 and aligner.cfg.dtype == "float32"
+        aligner = components.Context().build("aligner", {"name": "dpo", "beta": 0.3})
+        assert aligner.cfg.beta == 0.3 and aligner.cfg.lora.alpha == 16  # defaults fill the rest
+    finally:
+        plugins.unregister_plugin("trl-test")
+    with pytest.raises(plugins.UnknownComponentError, match="dpo"):
+        components.Context().build("aligner", {"name": "dpo"})
+
+
+def test_plugin_module_imports_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = "import sys, lettingo_trl.plugin; print(sorted({'torch', 'trl', 'transformers', 'peft'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
