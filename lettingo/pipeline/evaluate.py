@@ -1,0 +1,43 @@
+"""Stage 3: the frozen recommender judges each profile on its user's held-out interaction."""
+
+from __future__ import annotations
+
+from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.progress import progress
+from lettingo.store import JsonlAppender, read_jsonl
+from lettingo.types import Judgement, Profile, UserTask
+
+
+def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[str, None]],
+              out: JsonlAppender, description: str) -> int:
+    """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H)."""
+    recommender = ctx.build("recommender", ctx.cfg.recommender)
+    units = []
+    for p in profiles:
+        task_id, profile = (p.task_id, p) if isinstance(p, Profile) else p
+        key = profile.profile_id if profile else f"{task_id}/none"
+        if key not in out:
+            units.append((tasks[task_id], profile))
+    batch_size = max(1, int(ctx.cfg.evaluate.batch_size))
+    with progress(description, total=len(profiles), done=len(profiles) - len(units)) as advance:
+        for start in range(0, len(units), batch_size):
+            batch = units[start:start + batch_size]
+            judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch])
+            out.append(j.to_dict() for j in judgements)
+            advance(len(batch))
+    return len(units)
+
+
+def judgement_key(row: dict) -> str:
+    return row["profile_id"]
+
+
+def run(ctx, store) -> dict:
+    load_items(ctx, store)
+    tasks = load_tasks(store, "train")
+    profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
+    with JsonlAppender(store.path("judgements.jsonl"), judgement_key) as out:
+        judge_all(ctx, tasks, profiles, out, "evaluate: judging profiles")
+        rows = [Judgement.from_dict(r) for r in out.rows]
+    return {"judgements": len(rows), "correct_rate": sum(j.correct for j in rows) / max(1, len(rows)),
+            "invalid": sum(not j.valid for j in rows)}

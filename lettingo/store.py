@@ -1,0 +1,196 @@
+"""The run directory: append-only JSONL per stage, the manifest, and resume.
+
+Every stage appends one JSON line per finished unit and flushes it to disk, so a kill at any moment
+loses at most the unit in flight. Reading repairs a torn last line (a write cut short by a kill) by
+dropping it, and rows are keyed, so a unit redone after a restart never appears twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from lettingo.errors import ConfigChangedError, RunLockedError
+
+# Stages in order; each stage's outputs are what a restart of that stage removes.
+STAGE_OUTPUTS = {
+    "prepare": ["tasks.jsonl", "items.jsonl", "data_summary.json"],
+    "explore": ["profiles.jsonl"],
+    "evaluate": ["judgements.jsonl"],
+    "pair": ["pairs.jsonl", "pairs_summary.json"],
+    "align": ["aligned"],
+    "test": ["test_profiles.jsonl", "test_judgements.jsonl"],
+    "report": ["results.json", "report.md"],
+}
+STAGES = list(STAGE_OUTPUTS)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All complete rows; a torn last line is cut off the file (and reported) so appends stay valid."""
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    good_bytes = 0
+    with open(path, "rb") as fh:
+        data = fh.read()
+    for lineno, line in enumerate(data.splitlines(keepends=True), start=1):
+        complete = line.endswith(b"\n")
+        try:
+            row = json.loads(line) if complete else None
+        except json.JSONDecodeError:
+            row = None
+        if row is None:
+            if good_bytes + len(line) == len(data):  # the last line: a torn write
+                print(f"lettingo: {path}: line {lineno} was cut short by an interrupted write; "
+                      "dropped it, that unit will be redone", file=sys.stderr)
+                with open(path, "r+b") as fh:
+                    fh.truncate(good_bytes)
+                break
+            raise ValueError(f"{path}: line {lineno} is not valid JSON; the run directory is damaged "
+                             "(move the file away to redo that stage)")
+        rows.append(row)
+        good_bytes += len(line)
+    return rows
+
+
+class JsonlAppender:
+    """Appends keyed rows, skipping keys already present; each row is flushed and fsynced."""
+
+    def __init__(self, path: Path, key: Callable[[dict], str]):
+        self.path = path
+        self.key = key
+        self.rows = read_jsonl(path)
+        self.keys = {key(r) for r in self.rows}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        lines = []
+        for row in rows:
+            k = self.key(row)
+            if k in self.keys:
+                continue
+            self.keys.add(k)
+            self.rows.append(row)
+            lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+        if lines:
+            self._fh.write("".join(lines))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = None
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    # -- locking: one process per run directory ------------------------------------------------
+    def lock(self) -> None:
+        self._lock_fh = open(self.dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            self._lock_fh = None
+            raise RunLockedError(f"another lettingo process is working in {self.dir}; "
+                                 "wait for it to finish or use another run directory") from None
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # -- manifest ---------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.exists():
+            return {}
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        manifest = self.manifest()
+        manifest.update(fields)
+        write_json(self.manifest_path, manifest)
+        return manifest
+
+    # -- stage bookkeeping ------------------------------------------------------------------------
+    def check_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], restart: bool) -> None:
+        """Refuse (or, when asked, restart) a stage whose recorded inputs differ from these."""
+        stages = self.manifest().get("stages", {})
+        recorded = stages.get(stage)
+        if recorded is None or recorded["fingerprint"] == fingerprint:
+            return
+        changed = sorted(k for k in set(inputs) | set(recorded.get("inputs", {}))
+                         if inputs.get(k) != recorded.get("inputs", {}).get(k))
+        if not restart:
+            raise ConfigChangedError(
+                f"{self.dir}: the '{stage}' stage was run with different inputs "
+                f"(changed: {', '.join(changed) or 'upstream results'}). Use a new run directory, "
+                f"or pass resume=restart to redo '{stage}' and the stages after it."
+            )
+        self.clear_from(stage)
+
+    def clear_from(self, stage: str) -> None:
+        import shutil
+
+        stages = self.manifest().get("stages", {})
+        for later in STAGES[STAGES.index(stage):]:
+            for name in STAGE_OUTPUTS[later]:
+                target = self.dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+            stages.pop(later, None)
+        self.update_manifest(stages=stages)
+
+    def mark_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], status: str,
+                   summary: dict[str, Any] | None = None) -> None:
+        stages = self.manifest().get("stages", {})
+        entry = {"fingerprint": fingerprint, "inputs": inputs, "status": status}
+        if summary is not None:
+            entry["summary"] = summary
+        stages[stage] = entry
+        self.update_manifest(stages=stages)
+
+    def stage_done(self, stage: str) -> bool:
+        return self.manifest().get("stages", {}).get(stage, {}).get("status") == "done"
