@@ -1,0 +1,26 @@
+"""Registers the ``transformers`` LLM backend and its config-group option with lettingo.
+
+torch and transformers are imported only when an engine is built, so listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from lettingo.hookspecs import hookimpl
+
+from lettingo_transformers import __version__  # noqa: F401  (shown by `lettingo plugins`)
+
+
+def build_transformers_llm(cfg, ctx):
+    from lettingo_transformers.backend import TransformersLLM
+
+    return TransformersLLM.from_config(cfg)
+
+
+@hookimpl
+def lettingo_register_llms(register):
+    register("transformers", build_transformers_llm)
+
+
+@hookimpl
+def lettingo_config_searchpath():
+    return ["pkg://lettingo_transformers/conf"]
