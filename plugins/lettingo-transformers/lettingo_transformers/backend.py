@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorLis
 
 from lettingo.llm import Generation, Messages, SamplingParams
 from lettingo.models import resolve_model
+from lettingo_transformers.attention import use_grouped_attention
 from lettingo_transformers.sampling import RowSampler, plan_batches, row_seed
 
 log = logging.getLogger("lettingo.transformers")
@@ -36,7 +37,7 @@ CONFIG_KEYS = (
 )
 # Names the sampling algorithm in the identity: a new one maps seeds to other samples, so it must
 # not answer from a cache filled by the old one.
-SAMPLER = "per-row-inverse-cdf/1"
+SAMPLER = "per-row-exponential-race/1"
 # The files that decide what an adapter answers; READMEs and trainer state do not.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 
@@ -113,6 +114,8 @@ class _Engine:
             )
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
         self.model.to(self.device).eval()
+        # Padded batches on CPU: grouped-query attention without copying K/V (same numbers).
+        self.grouped_attention = use_grouped_attention(self.model)
         self.peft = None  # the PeftModel wrapper, once the first adapter is loaded
         self.adapters: dict[str, str] = {}  # adapter digest -> PEFT adapter name
         self.lock = threading.RLock()  # the active adapter is state of the shared model
@@ -303,9 +306,7 @@ class TransformersLLM:
         for row, ids in enumerate(prompt_ids):
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention[row, width - len(ids) :] = 1
-        # Row r * n + j is sample j of prompt r.
-        input_ids = input_ids.repeat_interleave(rows_per_prompt, dim=0).to(engine.device)
-        attention = attention.repeat_interleave(rows_per_prompt, dim=0).to(engine.device)
+        input_ids, attention = input_ids.to(engine.device), attention.to(engine.device)
         # generate always decodes greedily; sampling happens in RowSampler, which forces each row's
         # token. The warpers are switched off (they only run with do_sample=True anyway), and so
         # is a model's own default top_k/top_p/temperature.
@@ -327,7 +328,18 @@ class TransformersLLM:
             )
         started = time.perf_counter()
         with engine.in_use(self._adapter), torch.inference_mode():
-            output = engine.model.generate(input_ids=input_ids, attention_mask=attention, **options)
+            if rows_per_prompt > 1:
+                # A prompt's n samples share one prefill: it is most of the work for profile prompts.
+                cache = self._prefill(engine, input_ids, attention)
+                if cache is not None:
+                    cache.batch_repeat_interleave(rows_per_prompt)
+                    options["past_key_values"] = cache
+            # Row r * n + j is sample j of prompt r.
+            output = engine.model.generate(
+                input_ids=input_ids.repeat_interleave(rows_per_prompt, dim=0),
+                attention_mask=attention.repeat_interleave(rows_per_prompt, dim=0),
+                **options,
+            )
         latency = time.perf_counter() - started
         rows = output[:, width:].tolist()
         stop_ids = set(engine.stop_ids)
@@ -347,6 +359,24 @@ class TransformersLLM:
                 generations = [generations[0]] + [copy.deepcopy(generations[0]) for _ in range(params.n - 1)]
             results.append(generations)
         return results
+
+    def _prefill(self, engine: _Engine, input_ids: torch.Tensor, attention: torch.Tensor) -> Any:
+        """The KV cache of each left-padded prompt but its last token (``generate`` feeds that one
+        and goes on from the cache), with the positions ``generate`` gives; ``None`` when the
+        model's cache can't be copied per sample."""
+        if input_ids.shape[1] < 2:
+            return None
+        attention = attention[:, :-1]
+        inputs = {
+            "input_ids": input_ids[:, :-1],
+            "attention_mask": attention,
+            "position_ids": (attention.cumsum(-1) - 1).masked_fill(attention == 0, 0),
+            "use_cache": True,
+        }
+        if engine.keeps_few_logits:
+            inputs["logits_to_keep"] = 1
+        cache = getattr(engine.model(**inputs), "past_key_values", None)
+        return cache if hasattr(cache, "batch_repeat_interleave") else None
 
     def _score_batch(self, engine: _Engine, batch: list[tuple]) -> list[float]:
         """Summed log-probs of each label's tokens after its prompt, for one padded batch.

@@ -19,6 +19,32 @@ def tiny_llm(tiny_model):
     llm.close()
 
 
+@pytest.fixture(scope="session")
+def untied_llm(tmp_path_factory):
+    """An engine on a tiny random Llama with untied embeddings, whose greedy answer depends on the
+    prompt (``tiny_model`` ties them, so greedy decoding just repeats the prompt's last token)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from lettingo.models import prepare_packaged_model
+    from lettingo_transformers.backend import TransformersLLM
+
+    path = tmp_path_factory.mktemp("untied-llama")
+    tokenizer = AutoTokenizer.from_pretrained(prepare_packaged_model("smollm2-135m-instruct"))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    llm = TransformersLLM(model=str(path), device="cpu", threads=1)
+    yield llm
+    llm.close()
+
+
 def _random_lora(base_dir: str, out_dir, seed: int) -> str:
     """A LoRA adapter with random non-zero weights, so it visibly changes the model's answers."""
     import torch

@@ -59,7 +59,7 @@ def test_adapter_generation_differs_from_base(base, lora_adapter):
 def test_identity_names_the_adapter_by_digest(base, lora_adapter, other_lora_adapter, tmp_path):
     assert base.identity() == {
         "backend": "transformers", "model": base.model_name, "adapter": None,
-        "dtype": "float32", "max_input_tokens": 2048,
+        "dtype": "float32", "max_input_tokens": 2048, "sampler": "per-row-exponential-race/1",
     }
     digest = base.with_adapter(lora_adapter).identity()["adapter"]
     assert len(digest) == 64 and lora_adapter not in str(base.with_adapter(lora_adapter).identity())
