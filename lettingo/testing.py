@@ -6,6 +6,7 @@ code, real generation and real training, in well under a second a call.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from lettingo.models import prepare_packaged_model
@@ -53,3 +54,21 @@ def tiny_overrides(tiny_model: str, train: int = 10, test: int = 10) -> list[str
         "aligner.max_length=512",
         "report.bootstrap_resamples=200",
     ]
+
+
+@contextmanager
+def plugin_registered(plugin, name: str):
+    """Register ``plugin`` as ``name`` for the block; if it was already registered (say, through its
+    entry point), it goes back under its old name afterwards."""
+    from lettingo import plugins
+
+    previous = plugins.pm.get_name(plugin) if plugins.pm.is_registered(plugin) else None
+    if previous is not None:
+        plugins.pm.unregister(plugin=plugin)
+    plugins.register_plugin(plugin, name)
+    try:
+        yield plugin
+    finally:
+        plugins.unregister_plugin(name)
+        if previous is not None:
+            plugins.register_plugin(plugin, previous)

@@ -19,9 +19,10 @@ from lettingo.llm import LLM, SamplingParams
 def registered():
     import lettingo_transformers.plugin
 
-    plugins.register_plugin(lettingo_transformers.plugin, "transformers-test")
-    yield
-    plugins.unregister_plugin("transformers-test")
+    from lettingo.testing import plugin_registered
+
+    with plugin_registered(lettingo_transformers.plugin, "transformers-test"):
+        yield
 
 
 def test_config_file_matches_the_registered_name_and_constructor():
