@@ -98,29 +98,34 @@ def main() -> None:
     seeds = [1000 + i for i in range(len(prompts))]
     llm.generate(prompts[:2], SamplingParams(max_new_tokens=4), seeds[:2])  # warm-up
 
-    header = f"{'n':>3} {'path':<22} {'calls':>5} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'ratio':>6} {'same':>7}"
+    header = (
+        f"{'n':>3} {'path':<22} {'calls':>5} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'ratio':>6} "
+        f"{'same':>7} {'load':>5}"
+    )
     print(header)
     print("-" * len(header))
     for n in args.n:
         params = SamplingParams(args.temperature, args.top_p, args.max_new_tokens, n)
-        paths = [("one prompt per call", n, True), (f"batched ({args.batch_size} seqs)", args.batch_size, True)]
+        paths = [("one prompt per call", n, True)]
         if args.legacy and n > 1:
-            paths.insert(0, ("per prompt, n prefills", n, False))
-        results = {}
+            paths.append(("per prompt, n prefills", n, False))
+        paths.append((f"batched ({args.batch_size} seqs)", args.batch_size, True))
+        base_rate = base_texts = None
         for label, batch_size, shared_prefill in paths:
             llm.generate_batch_size = batch_size
             if not shared_prefill:
                 llm._prefill = lambda *unused: None  # each sample's row prefilled on its own
             rows_per_prompt = 1 if args.temperature <= 0 else n
             calls = len(plan_batches([len(p) for p in prompts], rows_per_prompt, batch_size))
-            results[label] = (calls, *timed_generate(llm, prompts, params, seeds))
+            seconds, tokens, texts = timed_generate(llm, prompts, params, seeds)
             llm.__dict__.pop("_prefill", None)
-        _, base_s, base_tok, base_texts = results["one prompt per call"]
-        for label, (calls, seconds, tokens, texts) in results.items():
             rate = tokens / seconds
-            ratio = rate / (base_tok / base_s)
-            same = "" if texts is base_texts else f"{sum(a == b for a, b in zip(base_texts, texts))}/{len(prompts)}"
-            print(f"{n:>3} {label:<22} {calls:>5} {seconds:>8.1f} {tokens:>7} {rate:>9.1f} {ratio:>6.2f} {same:>7}")
+            if base_rate is None:
+                base_rate, base_texts, same = rate, texts, ""
+            else:
+                same = f"{sum(a == b for a, b in zip(base_texts, texts))}/{len(prompts)}"
+            print(f"{n:>3} {label:<22} {calls:>5} {seconds:>8.1f} {tokens:>7} {rate:>9.1f} "
+                  f"{rate / base_rate:>6.2f} {same:>7} {os.getloadavg()[0]:>5.1f}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     llm.close()
 

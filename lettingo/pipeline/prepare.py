@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lettingo.data.protocol import build_tasks
-from lettingo.store import write_atomic, write_json
+from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.types import Item, UserTask
 
 
@@ -31,15 +31,11 @@ def run(ctx, store) -> dict:
 
 
 def load_tasks(store, split: str | None = None) -> dict[str, UserTask]:
-    from lettingo.store import read_jsonl
-
     tasks = (UserTask.from_dict(row) for row in read_jsonl(store.path("tasks.jsonl")))
     return {t.task_id: t for t in tasks if split is None or t.split == split}
 
 
 def load_items(ctx, store) -> dict[str, Item]:
-    from lettingo.store import read_jsonl
-
     if not ctx.items:
         ctx.items = {row["item_id"]: Item.from_dict(row) for row in read_jsonl(store.path("items.jsonl"))}
     return ctx.items
