@@ -56,6 +56,16 @@ def test_adapter_generation_differs_from_base(base, lora_adapter):
     assert [g.text for g in base.generate(PROMPTS[:1], params, seeds=[3])[0]] == [g.text for g in plain]
 
 
+def test_shared_prefill_answers_through_the_adapter(base, lora_adapter, monkeypatch):
+    adapted = base.with_adapter(lora_adapter)
+    params = SamplingParams(temperature=1.0, max_new_tokens=8, n=3)
+    shared = adapted.generate(PROMPTS, params, seeds=[3, 4])
+    monkeypatch.setattr(adapted, "_prefill", lambda *args: None)  # each sample prefilled by generate
+    assert [[g.text for g in s] for s in adapted.generate(PROMPTS, params, seeds=[3, 4])] == [
+        [g.text for g in s] for s in shared
+    ]
+
+
 def test_identity_names_the_adapter_by_digest(base, lora_adapter, other_lora_adapter, tmp_path):
     assert base.identity() == {
         "backend": "transformers", "model": base.model_name, "adapter": None,
