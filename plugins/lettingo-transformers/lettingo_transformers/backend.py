@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import hashlib
 import inspect
 import logging
 import threading
@@ -25,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+from lettingo.adapters import adapter_digest
 from lettingo.llm import Generation, Messages, SamplingParams
 from lettingo.models import resolve_model
 from lettingo_transformers.attention import use_grouped_attention
@@ -38,30 +38,6 @@ CONFIG_KEYS = (
 # Names the sampling algorithm in the identity: a new one maps seeds to other samples, so it must
 # not answer from a cache filled by the old one.
 SAMPLER = "per-row-exponential-race/1"
-# The files that decide what an adapter answers; READMEs and trainer state do not.
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-
-
-def adapter_digest(path: str | Path) -> str:
-    """sha256 over an adapter's config and weights: names the adapter in identities and caches."""
-    path = Path(path).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise FileNotFoundError(
-            f"{path} is not a PEFT adapter directory (no adapter_config.json in it); "
-            "pass the folder an aligner saved its adapter to"
-        )
-    sha = hashlib.sha256()
-    for name in ADAPTER_FILES:
-        file = path / name
-        if not file.is_file():
-            continue
-        sha.update(f"{name}\0{file.stat().st_size}\0".encode())
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(chunk)
-    return sha.hexdigest()
-
-
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
