@@ -12,7 +12,11 @@ from pathlib import Path
 from lettingo.models import prepare_packaged_model
 
 
-def tiny_model_dir(path: str | Path, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+def tiny_model_dir(path: str | Path, hidden_size: int = 64, layers: int = 2, seed: int = 0,
+                   heads: int = 4, tie_word_embeddings: bool = True) -> Path:
+    """Untied embeddings make greedy answers depend on the prompt (tied ones on a random model
+    mostly repeat the prompt's last token); vLLM's CPU attention needs ``hidden_size / heads`` of
+    32 or more."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -25,10 +29,10 @@ def tiny_model_dir(path: str | Path, hidden_size: int = 64, layers: int = 2, see
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,

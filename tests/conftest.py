@@ -6,7 +6,7 @@ import pytest
 
 from lettingo import plugins
 
-OUR_PLUGINS = ["transformers", "trl"]
+OUR_PLUGINS = ["transformers", "trl", "vllm", "litellm"]
 
 
 @pytest.fixture

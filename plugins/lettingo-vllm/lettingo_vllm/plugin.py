@@ -1,0 +1,32 @@
+"""Registers the ``vllm`` LLM backend and its config-group option with lettingo.
+
+vllm is imported only when an engine is built, so listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from lettingo.hookspecs import hookimpl
+
+from lettingo_vllm import __version__  # noqa: F401  (shown by `lettingo plugins`)
+
+
+def build_vllm_llm(cfg, ctx):
+    from lettingo_vllm.backend import VLLMBackend
+
+    return VLLMBackend.from_config(cfg)
+
+
+@hookimpl
+def lettingo_register_llms(register):
+    register("vllm", build_vllm_llm)
+
+
+@hookimpl
+def lettingo_config_searchpath():
+    return ["pkg://lettingo_vllm/conf"]
+
+
+@hookimpl
+def lettingo_llm_price(llm_cfg):
+    """A local model costs nothing per token."""
+    return (0.0, 0.0) if llm_cfg.get("name") == "vllm" else None
