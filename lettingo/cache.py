@@ -3,18 +3,21 @@
 Keys are digests of what determines an output: backend, model, adapter digest, messages, sampling
 parameters, seed and sample index. Never an API key or anything else in the environment: the
 backend's ``identity()`` is the only thing taken from it, and it carries no secrets.
+Failures (``usage["error"]``, NaN label scores) are never stored, so a rerun asks again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+from lettingo.ledger import Ledger
 from lettingo.llm import LLM, Generation, Messages, SamplingParams
 
 
@@ -64,14 +67,25 @@ class CallCache:
             self._db.close()
 
 
+def failed(generation: Generation) -> bool:
+    """A backend records a request that failed for good (after its retries) as a generation with
+    ``usage["error"]``; label scores of a failed request are NaN."""
+    return "error" in generation.usage
+
+
 class CachedLLM:
     """Wraps any backend: answers from the cache what it can, asks the backend for the rest."""
 
-    def __init__(self, backend: LLM, cache: CallCache | None, stats: dict[str, int] | None = None):
+    def __init__(self, backend: LLM, cache: CallCache | None, ledger: Ledger | None = None):
         self.backend = backend
         self.cache = cache
-        # prompts answered by the backend vs from the cache; shared by every wrapper of a run
-        self.stats = stats if stats is not None else {"calls": 0, "cache_hits": 0}
+        # usage of every call, shared by every wrapper of a run (ledger.jsonl when it has a run dir)
+        self.ledger = ledger if ledger is not None else Ledger()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Prompts answered by a backend (``calls``) and from the cache (``cache_hits``)."""
+        return self.ledger.stats
 
     def identity(self) -> dict[str, Any]:
         return self.backend.identity()
@@ -98,36 +112,40 @@ class CachedLLM:
                 ]
             else:
                 missing.append(idx)
-        self.stats["cache_hits"] += len(prompts) - len(missing)
+        fresh: list[list[Generation]] = []
         if missing:
-            self.stats["calls"] += len(missing)
             fresh = self.backend.generate([prompts[i] for i in missing], params, [seeds[i] for i in missing])
             to_store = {}
             for idx, gens in zip(missing, fresh):
                 results[idx] = gens
+                if any(failed(g) for g in gens):
+                    continue  # a failed request is asked again next time
                 for k, g in zip(keys[idx], gens):
                     to_store[k] = {"text": g.text, "usage": g.usage}
             if self.cache:
                 self.cache.put_many(to_store)
+        self.ledger.record_generate(self.identity(), fresh, cache_hits=len(prompts) - len(missing))
         return results  # type: ignore[return-value]
 
     def label_logprobs(self, prompts: list[Messages], labels: list[str]) -> list[dict[str, float]]:
         keys = [self._key("label_logprobs", {"messages": m, "labels": list(labels)}) for m in prompts]
         hits = self.cache.get_many(keys) if self.cache else {}
         missing = [i for i, k in enumerate(keys) if k not in hits]
-        self.stats["cache_hits"] += len(prompts) - len(missing)
         results: list[dict[str, float] | None] = [hits.get(k) for k in keys]
+        fresh: list[dict[str, float]] = []
         if missing:
-            self.stats["calls"] += len(missing)
             fresh = self.backend.label_logprobs([prompts[i] for i in missing], labels)
             for i, value in zip(missing, fresh):
                 results[i] = value
             if self.cache:
-                self.cache.put_many({keys[i]: results[i] for i in missing})
+                answered = [i for i in missing if not any(math.isnan(v) for v in results[i].values())]
+                self.cache.put_many({keys[i]: results[i] for i in answered})
+        usage = self.backend.take_usage() if hasattr(self.backend, "take_usage") else None
+        self.ledger.record_scores(self.identity(), fresh, len(prompts) - len(missing), usage)
         return results  # type: ignore[return-value]
 
     def with_adapter(self, adapter_path: str | None) -> "CachedLLM":
-        return CachedLLM(self.backend.with_adapter(adapter_path), self.cache, self.stats)
+        return CachedLLM(self.backend.with_adapter(adapter_path), self.cache, self.ledger)
 
     def close(self) -> None:
         self.backend.close()

@@ -30,6 +30,11 @@ def _print_summary(results: dict, run_dir) -> None:
     from rich.table import Table
 
     console = Console()
+    if "dry_run" in results:
+        from lettingo.pipeline.dry_run import render
+
+        print(render(results["dry_run"]))
+        return
     methods = results.get("methods", {})
     if methods:
         metric_names = [k for k, v in next(iter(methods.values())).items() if isinstance(v, dict)]

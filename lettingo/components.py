@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lettingo import plugins
 from lettingo.cache import CachedLLM, CallCache, digest
+from lettingo.ledger import Ledger
 
 
 class Context:
@@ -25,7 +26,7 @@ class Context:
         self.cache = CallCache() if cache == "default" else cache  # None: no caching
         self._llms: dict[str, Any] = {}
         self.items: dict[str, Any] = {}  # item_id -> Item, set by the pipeline once data is loaded
-        self.llm_stats = {"calls": 0, "cache_hits": 0}
+        self.ledger = Ledger(self.run_dir)  # usage and cost of every LLM call, by stage and model
 
     def build(self, kind: str, cfg: DictConfig | dict) -> Any:
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
@@ -39,7 +40,7 @@ class Context:
         key = digest(OmegaConf.to_container(cfg, resolve=True))
         if key not in self._llms:
             self._llms[key] = self.build("llm", cfg)
-        return CachedLLM(self._llms[key], self.cache, self.llm_stats)
+        return CachedLLM(self._llms[key], self.cache, self.ledger)
 
     def release_llms(self) -> None:
         for engine in self._llms.values():

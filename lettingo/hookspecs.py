@@ -49,6 +49,13 @@ def lettingo_config_searchpath():
     """Return Hydra search-path entries (``pkg://your_package/conf``) holding your config-group options."""
 
 
+@hookspec(firstresult=True)
+def lettingo_llm_price(llm_cfg):
+    """USD per (prompt token, completion token) of the model this ``llm`` config node names, or
+    ``None`` when this plugin does not price it. Used by ``dry_run=true`` estimates; local models
+    are free and need no implementation."""
+
+
 @hookspec
 def lettingo_stage_started(stage, run_dir):
     """Called when a pipeline stage starts in ``run_dir`` (a ``pathlib.Path``)."""

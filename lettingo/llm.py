@@ -50,3 +50,7 @@ class LLM(Protocol):
 
     def close(self) -> None:
         """Free the engine's memory."""
+
+    # Optional: ``take_usage() -> dict`` returns (and resets) the prompt/completion tokens, latency
+    # and cost of the label scoring since the last call, for the ledger; generation reports its
+    # usage per Generation instead.

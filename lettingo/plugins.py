@@ -155,6 +155,12 @@ def describe() -> list[dict[str, Any]]:
     return rows
 
 
+def llm_price(llm_cfg: Any) -> tuple[float, float] | None:
+    """(USD per prompt token, per completion token) from the first plugin that prices this model."""
+    ensure_loaded()
+    return pm.hook.lettingo_llm_price(llm_cfg=llm_cfg)
+
+
 def broadcast(hook: str, **kwargs: Any) -> None:
     """Call a lifecycle hook on every plugin."""
     ensure_loaded()

@@ -98,6 +98,7 @@ class Judgement(_Record):
     score: float  # graded: P(true label) for sentiment, NDCG@10 of the target for ranking
     valid: bool  # False when the recommender's output could not be parsed
     raw_output: str = ""
+    error: str | None = None  # the LLM request failed (after retries): not kept, judged again on rerun
 
 
 @dataclass

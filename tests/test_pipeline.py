@@ -94,14 +94,23 @@ def test_lifecycle_hooks_see_every_stage(finished_run):
     assert recorder.events[-1][0] == "run_finished" and "methods" in recorder.events[-1][1]
 
 
+def test_rerunning_a_finished_run_keeps_its_stage_records(finished_run):
+    run_dir, cfg, results, _ = finished_run
+    before = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    again = api.run(cfg, run_dir)  # done stages are skipped, the report is rewritten
+    after = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert {k: v for k, v in after.items() if k != "report"} == {k: v for k, v in before.items() if k != "report"}
+    assert again["methods"] == results["methods"]
+
+
 def test_rerun_of_finished_run_makes_no_model_calls(finished_run, tmp_path):
     run_dir, cfg, results, _ = finished_run
     other = tmp_path / "again"
     again = api.run(cfg, other)  # a fresh directory, same config: every call is a cache hit
-    manifest = json.loads((other / "manifest.json").read_text())
-    calls = sum(s["summary"]["llm_calls"]["calls"] for s in manifest["stages"].values())
-    hits = sum(s["summary"]["llm_calls"]["cache_hits"] for s in manifest["stages"].values())
-    assert calls == 0 and hits > 0
+    usage = json.loads((other / "results.json").read_text())["usage"]
+    assert {row["stage"] for row in usage} == {"explore", "test"}  # the embedding ranker calls no LLM
+    assert sum(row["requests"] for row in usage) == 0 and all(row["cache_hits"] > 0 for row in usage)
+    assert sum(row["cost_usd"] for row in usage) == 0 and "cache hits" in (other / "report.md").read_text()
     assert again["methods"]["base profiles"] == results["methods"]["base profiles"]
 
 
@@ -143,7 +152,7 @@ def _explore_rows(run_dir: Path):
 
 @pytest.mark.slow
 def test_kill_mid_explore_then_resume_gives_the_same_rows(tmp_path, tiny_model):
-    overrides = tiny_overrides(tiny_model, train=30, test=5) + ["explore.prompts_per_call=1"]
+    overrides = tiny_overrides(tiny_model, train=30, test=5) + ["explore.sequences_per_call=1"]
     env = {**os.environ, "LETTINGO_CACHE_DIR": str(tmp_path / "cache-killed")}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(killed), *overrides], env=env)

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lettingo import plugins
+from lettingo import ledger, plugins
 from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.store import STAGES, RunStore
@@ -70,12 +70,14 @@ def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None 
     store = RunStore(run_dir)
     store.lock()
     try:
-        return _run_locked(cfg, store, stages or STAGES)
+        # A whole run skips stages already done with these inputs (their summaries stay as
+        # recorded); stages named explicitly run again, finding their finished units in place.
+        return _run_locked(cfg, store, stages or STAGES, skip_done=stages is None)
     finally:
         store.unlock()
 
 
-def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str]) -> dict[str, Any]:
+def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: bool = False) -> dict[str, Any]:
     cfg_container = OmegaConf.to_container(cfg, resolve=True)
     cache = CallCache(cfg.cache.path) if cfg.cache.enabled else None
     ctx = Context(cfg, store.dir, cache)
@@ -90,25 +92,37 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str]) -> dict[str
         created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
     )
     results: dict[str, Any] = {}
+    dry_run = bool(cfg.get("dry_run", False))
+    if dry_run:  # data only: the estimate needs the users, and no stage past prepare runs
+        stages = [s for s in stages if s == "prepare"] or ["prepare"]
     try:
         for stage in stages:
             fingerprint, inputs = fingerprints[stage]
             store.check_stage(stage, fingerprint, inputs, restart)
+            if skip_done and stage != "report" and store.stage_done(stage):  # same inputs: check_stage passed
+                continue
             module = importlib.import_module(f"lettingo.pipeline.{stage}")
             plugins.broadcast("lettingo_stage_started", stage=stage, run_dir=store.dir)
             store.mark_stage(stage, fingerprint, inputs, "running")
-            started, calls_before = time.time(), dict(ctx.llm_stats)
+            started, rows_before = time.time(), len(ctx.ledger.rows)
+            ctx.ledger.stage = stage
             summary = module.run(ctx, store) or {}
             summary["seconds"] = round(time.time() - started, 2)
-            summary["llm_calls"] = {k: v - calls_before[k] for k, v in ctx.llm_stats.items()}
+            usage = ledger.summarize(ctx.ledger.rows[rows_before:], by=("model",))
+            if usage:
+                summary["llm_usage"] = usage
             if stage == "report":
                 results = summary.pop("results")
             store.mark_stage(stage, fingerprint, inputs, "done", summary)
             plugins.broadcast("lettingo_stage_finished", stage=stage, run_dir=store.dir, summary=summary)
+        if dry_run:
+            from lettingo.pipeline.dry_run import estimate
+
+            return {"dry_run": estimate(ctx, store)}
     finally:
         ctx.release_llms()
         if cache is not None:
             cache.close()
-    if "report" in stages:
+    if "report" in stages and not dry_run:
         plugins.broadcast("lettingo_run_finished", run_dir=store.dir, metrics=results)
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.progress import progress
 from lettingo.store import JsonlAppender, read_jsonl
@@ -9,8 +10,9 @@ from lettingo.types import Judgement, Profile, UserTask
 
 
 def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[str, None]],
-              out: JsonlAppender, description: str) -> int:
-    """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H)."""
+              out: JsonlAppender, description: str, failures: FailureBudget) -> int:
+    """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H).
+    A judgement whose LLM request failed is not written (a rerun judges it again)."""
     recommender = ctx.build("recommender", ctx.cfg.recommender)
     units = []
     for p in profiles:
@@ -23,8 +25,11 @@ def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[st
         for start in range(0, len(units), batch_size):
             batch = units[start:start + batch_size]
             judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch])
-            out.append(j.to_dict() for j in judgements)
             advance(len(batch))
+            for j in judgements:
+                if j.error:
+                    failures.record(f"judgement {j.profile_id}", j.error)
+            out.append(j.to_dict() for j in judgements if not j.error)
     return len(units)
 
 
@@ -36,8 +41,9 @@ def run(ctx, store) -> dict:
     load_items(ctx, store)
     tasks = load_tasks(store, "train")
     profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
+    failures = FailureBudget.for_stage(ctx, "evaluate", len(profiles))
     with JsonlAppender(store.path("judgements.jsonl"), judgement_key) as out:
-        judge_all(ctx, tasks, profiles, out, "evaluate: judging profiles")
+        judge_all(ctx, tasks, profiles, out, "evaluate: judging profiles", failures)
         rows = [Judgement.from_dict(r) for r in out.rows]
     return {"judgements": len(rows), "correct_rate": sum(j.correct for j in rows) / max(1, len(rows)),
-            "invalid": sum(not j.valid for j in rows)}
+            "invalid": sum(not j.valid for j in rows), **failures.summary()}

@@ -1,14 +1,29 @@
-"""Stage 2: the generator writes several diverse profiles per training user."""
+"""Stage 2: one or several generators write diverse profiles per training user.
+
+``explore.generators`` lists the generators (the paper explores with several LLMs at once); when it
+is empty, the one generator is ``llm`` with the ``explore`` sampling settings, named ``base``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from lettingo.errors import LettingoError
+
+from lettingo.cache import failed
 from lettingo.llm import SamplingParams
+from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.progress import progress
 from lettingo.store import JsonlAppender
 from lettingo.types import Profile, UserTask
+
+
+class GeneratorConfigError(LettingoError, ValueError):
+    """An ``explore.generators`` entry is malformed; the message names it."""
 
 
 def task_seed(seed: int, task_id: str, generator: str) -> int:
@@ -25,9 +40,47 @@ def sampling_params(section, n: int) -> SamplingParams:
                           max_new_tokens=section.max_new_tokens, n=n)
 
 
+def prompts_per_call(section, params: SamplingParams) -> int:
+    """Users handed to the backend at once: as many as fill ``sequences_per_call`` sequences, so a
+    stage sampling one profile per user batches as well as one sampling several."""
+    sequences = section.get("sequences_per_call", 16)  # .get: older run directories lack it
+    return max(1, int(sequences) // max(1, params.n))
+
+
+SAMPLING_KEYS = ("num_profiles", "temperature", "top_p", "max_new_tokens")
+
+
+def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
+    """(name, llm config, sampling params) for each generator, checked before any work."""
+    entries = cfg.explore.get("generators") or []
+    if not entries:
+        return [("base", cfg.llm, sampling_params(cfg.explore, cfg.explore.num_profiles))]
+    generators, names = [], set()
+    for index, entry in enumerate(entries):
+        where = f"explore.generators[{index}]"
+        if not isinstance(entry, DictConfig) or "llm" not in entry or "name" not in (entry.llm or {}):
+            raise GeneratorConfigError(
+                f"{where} needs an `llm` node with a `name` (an llm option), e.g. "
+                "{llm: ${llm}, num_profiles: 4} or {llm: {name: litellm, model: gpt-4o-mini}, num_profiles: 6}"
+            )
+        unknown = sorted(set(entry) - {"name", "llm", *SAMPLING_KEYS})
+        if unknown:
+            raise GeneratorConfigError(f"{where}: unknown key(s) {unknown}; known: name, llm, {', '.join(SAMPLING_KEYS)}")
+        name = str(entry.get("name") or f"{entry.llm.name}:{entry.llm.get('model', index)}")
+        if name in names or name == "aligned":
+            raise GeneratorConfigError(f"{where}: the generator name {name!r} is taken; give each a distinct `name`")
+        names.add(name)
+        section = OmegaConf.merge(
+            {k: cfg.explore[k] for k in SAMPLING_KEYS}, {k: entry[k] for k in SAMPLING_KEYS if k in entry}
+        )
+        generators.append((name, entry.llm, sampling_params(section, section.num_profiles)))
+    return generators
+
+
 def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: SamplingParams,
-                   out: JsonlAppender, description: str) -> int:
-    """Profiles for every task not yet complete in ``out``; a task's samples are written together."""
+                   per_call: int, out: JsonlAppender, description: str, failures: FailureBudget) -> int:
+    """Profiles for every task not yet complete in ``out``; a task's samples are written together,
+    and not at all when its request failed (a rerun asks again)."""
     prompt = ctx.build("prompt", ctx.cfg.prompt)
     style = ctx.cfg.prompt.name
 
@@ -35,25 +88,35 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
         return all(f"{task.task_id}/{generator}/{style}/{i}" in out for i in range(params.n))
 
     todo = [t for t in tasks if not complete(t)]
-    per_call = max(1, int(ctx.cfg.explore.prompts_per_call))
     with progress(description, total=len(tasks), done=len(tasks) - len(todo)) as advance:
         for start in range(0, len(todo), per_call):
             batch = todo[start:start + per_call]
             messages = [prompt.messages(t, ctx.items) for t in batch]
             seeds = [task_seed(ctx.cfg.seed, t.task_id, generator) for t in batch]
             for task, msgs, gens in zip(batch, messages, llm.generate(messages, params, seeds)):
+                advance()
+                error = next((g.usage["error"] for g in gens if failed(g)), None)
+                if error is not None:
+                    failures.record(f"task {task.task_id} ({generator})", error)
+                    continue
                 out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage).to_dict()
                            for i, g in enumerate(gens))
-                advance()
     return len(todo)
 
 
 def run(ctx, store) -> dict:
     load_items(ctx, store)
     tasks = list(load_tasks(store, "train").values())
-    llm = ctx.llm(ctx.cfg.llm)
-    params = sampling_params(ctx.cfg.explore, ctx.cfg.explore.num_profiles)
+    generators = explore_generators(ctx.cfg)
+    failures = FailureBudget.for_stage(ctx, "explore", len(tasks) * len(generators))
+    written = {}
     with JsonlAppender(store.path("profiles.jsonl"), profile_key) as out:
-        written = write_profiles(ctx, llm, tasks, "base", params, out, "explore: writing profiles")
+        for name, llm_cfg, params in generators:
+            with ctx.ledger.labelled(name):
+                written[name] = write_profiles(
+                    ctx, ctx.llm(llm_cfg), tasks, name, params, prompts_per_call(ctx.cfg.explore, params), out,
+                    f"explore: {name} writing profiles" if len(generators) > 1 else "explore: writing profiles",
+                    failures,
+                )
         total = len(out.rows)
-    return {"profiles": total, "tasks_generated_now": written}
+    return {"profiles": total, "tasks_generated_now": written, **failures.summary()}

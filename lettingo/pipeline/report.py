@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from lettingo import metrics
+from lettingo import ledger, metrics
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.types import Judgement, Profile
@@ -103,11 +103,30 @@ def examples_section(ctx, store, count: int) -> list[str]:
     return lines
 
 
+def usage_section(usage: list[dict]) -> list[str]:
+    """LLM usage and cost by stage and model, over every attempt of this run (ledger.jsonl)."""
+    lines = ["## LLM usage and cost", ""]
+    if not usage:
+        return lines + ["No LLM calls.", ""]
+    lines += ["| stage | model | requests | cache hits | failed | prompt tokens | completion tokens | "
+              "LLM seconds | cost (USD) |", "|---" * 9 + "|"]
+    for row in usage:
+        lines.append(
+            f"| {row['stage']} | {row['model']} | {row['requests']} | {row['cache_hits']} | {row['failures']} | "
+            f"{int(row['prompt_tokens'])} | {int(row['completion_tokens'])} | {row['latency_s']:.1f} | "
+            f"{row['cost_usd']:.4f} |"
+        )
+    total = sum(row["cost_usd"] for row in usage)
+    return lines + ["", f"Total cost: ${total:.4f} (LiteLLM's price map; local models cost 0). "
+                        "Cache hits were answered without a call and cost nothing.", ""]
+
+
 def run(ctx, store) -> dict:
     results = compute_results(ctx, store)
     manifest = store.manifest()
     stages = manifest.get("stages", {})
     results["stages"] = {name: s.get("summary", {}) for name, s in stages.items()}
+    results["usage"] = ledger.summarize(ledger.read_ledger(store.dir), by=("stage", "model"))
     write_json(store.path("results.json"), results)
     cfg = ctx.cfg
     data_summary = json.loads(store.path("data_summary.json").read_text())
@@ -129,10 +148,9 @@ def run(ctx, store) -> dict:
         *training_section(store),
         *examples_section(ctx, store, int(cfg.report.examples)),
         "## Stages", "",
-        "| stage | seconds | LLM prompts (backend / cache) |", "|---|---|---|",
+        "| stage | seconds |", "|---|---|",
+        *(f"| {name} | {s.get('seconds', '')} |" for name, s in results["stages"].items()), "",
+        *usage_section(results["usage"]),
     ]
-    for name, s in results["stages"].items():
-        calls = s.get("llm_calls", {})
-        lines.append(f"| {name} | {s.get('seconds', '')} | {calls.get('calls', '')} / {calls.get('cache_hits', '')} |")
     write_atomic(store.path("report.md"), "\n".join(lines) + "\n")
     return {"results": results}

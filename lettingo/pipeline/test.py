@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from lettingo.pipeline.align import load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
-from lettingo.pipeline.explore import profile_key, sampling_params, write_profiles
+from lettingo.pipeline.failures import FailureBudget
+from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.store import JsonlAppender
 from lettingo.types import Profile
@@ -20,12 +21,17 @@ def run(ctx, store) -> dict:
     base = ctx.llm(ctx.cfg.llm)
     generators = {"base": base, "aligned": base.with_adapter(aligned.adapter_path)}
     params = sampling_params(ctx.cfg.test, ctx.cfg.test.num_profiles)
+    per_call = prompts_per_call(ctx.cfg.test, params)
+    failures = FailureBudget.for_stage(ctx, "test", len(tasks) * len(generators))
     with JsonlAppender(store.path("test_profiles.jsonl"), profile_key) as out:
         for name, llm in generators.items():
-            write_profiles(ctx, llm, list(tasks.values()), name, params, out, f"test: {name} profiles")
+            write_profiles(ctx, llm, list(tasks.values()), name, params, per_call, out,
+                           f"test: {name} profiles", failures)
         profiles = [Profile.from_dict(r) for r in out.rows]
     units = [(task_id, None) for task_id in tasks] if ctx.cfg.test.no_profile_baseline else []
+    judge_failures = FailureBudget.for_stage(ctx, "test: judging", len(units) + len(profiles))
     with JsonlAppender(store.path("test_judgements.jsonl"), judgement_key) as out:
-        judge_all(ctx, tasks, units + profiles, out, "test: judging")
+        judge_all(ctx, tasks, units + profiles, out, "test: judging", judge_failures)
         judged = len(out.rows)
-    return {"test_profiles": len(profiles), "test_judgements": judged}
+    return {"test_profiles": len(profiles), "test_judgements": judged,
+            **failures.summary(), **{f"judging_{k}": v for k, v in judge_failures.summary().items()}}

@@ -95,6 +95,9 @@ class LLMSentimentRecommender:
                 f"recommender {self.name!r}: the LLM returned no log-probability for {missing} "
                 f"on task {task.task_id!r} (got {sorted(logprobs)}); the backend's label_logprobs is broken"
             )
+        if any(math.isnan(float(v)) for v in logprobs.values()):  # the backend's request failed
+            return Judgement(profile_id_for(task, profile), task.task_id, self.name, None, False, 0.0,
+                             False, "", error="the LLM request for the label scores failed (see the log)")
         probs = normalise(logprobs, self.labels)
         if probs is None:  # every label impossible: nothing to read, count it as invalid
             return Judgement(profile_id_for(task, profile), task.task_id, self.name, None, False, 0.0,

@@ -24,3 +24,9 @@ def lettingo_register_llms(register):
 @hookimpl
 def lettingo_config_searchpath():
     return ["pkg://lettingo_transformers/conf"]
+
+
+@hookimpl
+def lettingo_llm_price(llm_cfg):
+    """A local model costs nothing per token."""
+    return (0.0, 0.0) if llm_cfg.get("name") == "transformers" else None

@@ -1,0 +1,98 @@
+"""``dry_run=true``: how many LLM requests a run would make and what they would cost, making none.
+
+It runs ``prepare`` (data only, no model) to know the users, renders the real profile prompts to
+count their tokens, and bounds answers by ``max_new_tokens``. Judge prompts are estimated from
+each task's no-profile prompt plus a profile of ``max_new_tokens``. Prices come from the plugins
+(``lettingo_llm_price``; LiteLLM's price map for API models, 0 for local ones). Counts already in
+the run directory or the call cache are not subtracted: this is the cost of a run from scratch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from lettingo import plugins
+from lettingo.pipeline.explore import explore_generators, sampling_params
+from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.types import UserTask
+
+CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
+
+
+def tokens(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages)
+
+
+def estimate(ctx, store) -> list[dict[str, Any]]:
+    """One row per (stage, model): requests, prompt tokens, completion tokens (upper bound), cost."""
+    cfg = ctx.cfg
+    load_items(ctx, store)
+    tasks = load_tasks(store)
+    train = [t for t in tasks.values() if t.split == "train"]
+    test = [t for t in tasks.values() if t.split == "test"]
+    prompt = ctx.build("prompt", cfg.prompt)
+    recommender = ctx.build("recommender", cfg.recommender)
+    judge_llm = cfg.recommender.get("llm")
+    rows = []
+
+    def add(stage: str, llm_cfg, requests: int, prompt_tokens: int, completion_tokens: int) -> None:
+        rows.append({"stage": stage, "model": _label(llm_cfg), "requests": requests,
+                     "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "cost_usd": _cost(llm_cfg, prompt_tokens, completion_tokens)})
+
+    profile_tokens = {t.task_id: tokens(prompt.messages(t, ctx.items)) for t in train + test}
+    explored = 0
+    for _, llm_cfg, params in explore_generators(cfg):
+        add("explore", llm_cfg, len(train), sum(profile_tokens[t.task_id] for t in train),
+            len(train) * params.n * params.max_new_tokens)
+        explored += params.n
+    if judge_llm is not None:
+        judge = _judge_tokens(recommender, train, cfg.explore.max_new_tokens)
+        add("evaluate", judge_llm, len(train) * explored, judge * explored, len(train) * explored)
+    test_params = sampling_params(cfg.test, cfg.test.num_profiles)
+    for generator in ("base", "aligned"):
+        add("test", cfg.llm, len(test), sum(profile_tokens[t.task_id] for t in test),
+            len(test) * test_params.n * test_params.max_new_tokens)
+    if judge_llm is not None:
+        judged = 2 * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
+        judge = _judge_tokens(recommender, test, cfg.test.max_new_tokens)
+        add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged)
+    return rows
+
+
+def _judge_tokens(recommender, tasks: list[UserTask], profile_tokens: int) -> int:
+    """Tokens of one judge prompt per task (no profile) summed, plus a full-length profile each."""
+    if not hasattr(recommender, "messages"):
+        return 0
+    return sum(tokens(recommender.messages(t, None)) + profile_tokens for t in tasks)
+
+
+def _label(llm_cfg) -> str:
+    return f"{llm_cfg.name}:{llm_cfg.get('model', '?')}"
+
+
+def _cost(llm_cfg, prompt_tokens: int, completion_tokens: int) -> float | None:
+    price = plugins.llm_price(OmegaConf.to_container(llm_cfg, resolve=True))
+    if price is None:
+        return None
+    return prompt_tokens * price[0] + completion_tokens * price[1]
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table and total, for the terminal."""
+    header = f"{'stage':<10}{'model':<40}{'requests':>10}{'prompt tok':>12}{'max compl tok':>15}{'cost USD':>12}"
+    lines = ["dry run: no LLM was called. Estimated requests and cost of this run from scratch", header]
+    for r in rows:
+        cost = "unknown" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
+        lines.append(f"{r['stage']:<10}{r['model'][:39]:<40}{r['requests']:>10}{r['prompt_tokens']:>12}"
+                     f"{r['completion_tokens']:>15}{cost:>12}")
+    known = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
+    unknown = len(rows) - len(known)
+    total = f"total: {sum(r['requests'] for r in rows)} requests, at most ${sum(known):.4f}"
+    if unknown:
+        total += f" plus {unknown} row(s) with no known price"
+    lines += [total, f"(prompt tokens estimated at {CHARS_PER_TOKEN} characters per token; completions at "
+                     "max_new_tokens, an upper bound; the aligner trains locally)"]
+    return "\n".join(lines)

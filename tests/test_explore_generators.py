@@ -1,0 +1,152 @@
+"""Exploring with several generators in one run, the usage ledger, the failure budget, dry runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from omegaconf import OmegaConf
+from lettingo import api, plugins
+from lettingo.cache import CachedLLM, CallCache
+from lettingo.hookspecs import hookimpl
+from lettingo.ledger import Ledger, read_ledger, summarize
+from lettingo.llm import Generation, SamplingParams
+from lettingo.pipeline.explore import GeneratorConfigError, explore_generators
+from lettingo.pipeline.failures import FailureBudget, TooManyFailuresError
+from lettingo.store import read_jsonl
+from lettingo.testing import tiny_overrides
+
+pytestmark = pytest.mark.usefixtures("installed_plugins")  # composing needs the plugins' options
+
+
+def two_generators(tiny_model: str) -> str:
+    return (
+        "explore.generators=["
+        "{name: small, llm: ${llm}, num_profiles: 1, temperature: 0.7},"
+        f"{{name: other, llm: {{name: transformers, model: '{tiny_model}', threads: 1}}, num_profiles: 3}}"
+        "]"
+    )
+
+
+def test_generators_default_to_the_llm_as_base(tiny_model):
+    cfg = api.compose(tiny_overrides(tiny_model))
+    [(name, llm_cfg, params)] = explore_generators(cfg)
+    assert name == "base" and llm_cfg.model == tiny_model and params.n == cfg.explore.num_profiles
+
+
+def test_each_generator_has_its_own_sampling(tiny_model):
+    cfg = api.compose(tiny_overrides(tiny_model) + [two_generators(tiny_model)])
+    (small, _, p1), (other, llm, p2) = explore_generators(cfg)
+    assert (small, p1.n, p1.temperature) == ("small", 1, 0.7)
+    assert (other, p2.n, p2.temperature, llm.threads) == ("other", 3, cfg.explore.temperature, 1)
+    assert p1.max_new_tokens == p2.max_new_tokens == cfg.explore.max_new_tokens
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("[{num_profiles: 2}]", "needs an `llm` node"),
+    ("[{llm: ${llm}, n: 2}]", r"unknown key\(s\) \['n'\]"),
+    ("[{llm: ${llm}, name: a}, {llm: ${llm}, name: a}]", "is taken"),
+])
+def test_bad_generator_entries_are_named(tiny_model, entry, message):
+    cfg = api.compose(tiny_overrides(tiny_model) + [f"explore.generators={entry}"])
+    with pytest.raises(GeneratorConfigError, match=message):
+        explore_generators(cfg)
+
+
+def test_a_run_explores_with_every_generator_and_records_usage(tmp_path, tiny_model):
+    overrides = tiny_overrides(tiny_model, train=4, test=2) + [two_generators(tiny_model)]
+    api.run(api.compose(overrides), tmp_path, stages=["prepare", "explore"])
+    rows = read_jsonl(tmp_path / "profiles.jsonl")
+    per_generator = {g: sum(r["generator"] == g for r in rows) for g in ("small", "other")}
+    assert per_generator == {"small": 4 * 1, "other": 4 * 3}
+    ledger = read_ledger(tmp_path)
+    assert {(r["stage"], r["generator"]) for r in ledger} == {("explore", "small"), ("explore", "other")}
+    [usage] = summarize(ledger, by=("stage",))
+    assert usage["requests"] == 8 and usage["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in rows)
+    assert usage["cost_usd"] == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["stages"]["explore"]["summary"]["llm_usage"][0]["requests"] == 8
+
+
+class FlakyBackend:
+    """A unit-level stand-in for an API backend whose first requests fail for good."""
+
+    def __init__(self, failing: int):
+        self.failing = failing
+
+    def identity(self):
+        return {"backend": "flaky", "model": "m"}
+
+    def generate(self, prompts, params, seeds):
+        out = []
+        for _ in prompts:
+            if self.failing > 0:
+                self.failing -= 1
+                out.append([Generation("", {"error": "RateLimitError: quota"})] * params.n)
+            else:
+                out.append([Generation("text", {"prompt_tokens": 10, "completion_tokens": 2, "cost_usd": 0.5})] * params.n)
+        return out
+
+    def label_logprobs(self, prompts, labels):
+        return [{label: math.nan for label in labels} for _ in prompts]
+
+
+def test_failures_are_counted_in_the_ledger_and_never_cached(tmp_path):
+    ledger = Ledger(tmp_path)
+    ledger.stage = "explore"
+    llm = CachedLLM(FlakyBackend(failing=1), CallCache(tmp_path / "c.sqlite"), ledger)
+    prompts = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
+    first = llm.generate(prompts, SamplingParams(n=2), seeds=[1, 2])
+    assert "error" in first[0][0].usage and first[1][0].text == "text"
+    llm.generate(prompts, SamplingParams(n=2), seeds=[1, 2])  # only the failed prompt is asked again
+    llm.label_logprobs(prompts[:1], ["like"])
+    rows = read_ledger(tmp_path)
+    assert [(r["requests"], r["cache_hits"], r["failures"]) for r in rows] == [(2, 0, 1), (1, 1, 0), (1, 0, 1)]
+    assert rows[0]["cost_usd"] == 1.0 and rows[0]["prompt_tokens"] == 10  # n samples share one prompt
+    assert llm.stats == {"calls": 4, "cache_hits": 1}
+
+
+def test_the_failure_budget_stops_past_its_rate():
+    budget = FailureBudget("explore", total=10, max_rate=0.2)
+    budget.record("task train-1", "RateLimitError: slow down")
+    budget.record("task train-2", "RateLimitError: slow down")
+    assert budget.summary()["failed_requests"] == 2
+    with pytest.raises(TooManyFailuresError, match=r"3 of 10 .*task train-1: RateLimitError.*lettingo resume"):
+        budget.record("task train-3", "Timeout")
+
+
+def test_dry_run_counts_requests_and_prices_them_without_calling(tmp_path, tiny_model):
+    api_generator = "explore.generators=[{llm: ${llm}, num_profiles: 2},{name: api, llm: {name: litellm, model: gpt-4o-mini}, num_profiles: 3}]"
+    cfg = api.compose(tiny_overrides(tiny_model, train=6, test=4) + ["dry_run=true", api_generator])
+    rows = api.run(cfg, tmp_path)["dry_run"]
+    assert not (tmp_path / "profiles.jsonl").exists() and not (tmp_path / "ledger.jsonl").exists()
+    explore = {r["model"]: r for r in rows if r["stage"] == "explore"}
+    local = explore[f"transformers:{tiny_model}"]
+    api_row = explore["litellm:gpt-4o-mini"]
+    assert local["requests"] == api_row["requests"] == 6 and local["cost_usd"] == 0
+    assert api_row["completion_tokens"] == 6 * 3 * cfg.explore.max_new_tokens
+    assert 0 < api_row["cost_usd"] < 0.01  # priced from LiteLLM's local map
+    assert sum(r["requests"] for r in rows if r["stage"] == "test") == 2 * 4
+    from lettingo.pipeline.dry_run import render
+
+    assert "no LLM was called" in render(rows)
+
+
+class HousePricing:
+    """A plugin that prices its own (imaginary) hosted model."""
+
+    @hookimpl
+    def lettingo_llm_price(self, llm_cfg):
+        return (1e-6, 2e-6) if llm_cfg.get("name") == "house" else None
+
+
+def test_plugins_price_their_models_for_dry_runs():
+    from lettingo.pipeline.dry_run import _cost
+    from lettingo.testing import plugin_registered
+
+    with plugin_registered(HousePricing(), "house-pricing"):
+        assert plugins.llm_price({"name": "house", "model": "m"}) == (1e-6, 2e-6)
+        assert _cost(OmegaConf.create({"name": "house"}), 1000, 500) == pytest.approx(2e-3)
+    assert plugins.llm_price({"name": "transformers", "model": "x"}) == (0.0, 0.0)  # a local backend
+    assert plugins.llm_price({"name": "house"}) is None  # nobody prices it any more
