@@ -37,10 +37,22 @@ class Context:
     def llm(self, cfg: DictConfig | dict) -> CachedLLM:
         """A cached, pooled LLM for this config (an ``llm`` group node)."""
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
-        key = digest(OmegaConf.to_container(cfg, resolve=True))
+        key = self.llm_key(cfg)
         if key not in self._llms:
             self._llms[key] = self.build("llm", cfg)
         return CachedLLM(self._llms[key], self.cache, self.ledger)
+
+    @staticmethod
+    def llm_key(cfg: DictConfig | dict) -> str:
+        """Engines are pooled by their resolved config."""
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        return digest(OmegaConf.to_container(cfg, resolve=True))
+
+    def release_llm(self, cfg: DictConfig | dict) -> None:
+        """Close the pooled engine of this config, if there is one."""
+        engine = self._llms.pop(self.llm_key(cfg), None)
+        if engine is not None:
+            engine.close()
 
     def release_llms(self) -> None:
         for engine in self._llms.values():

@@ -82,6 +82,7 @@ class Profile(_Record):
     text: str
     prompt_messages: list[dict[str, str]]
     usage: dict[str, Any] = field(default_factory=dict)
+    model: str = ""  # the model that wrote it, as ``backend:model[+adapter]``
 
     @property
     def profile_id(self) -> str:

@@ -60,6 +60,7 @@ def test_a_run_explores_with_every_generator_and_records_usage(tmp_path, tiny_mo
     rows = read_jsonl(tmp_path / "profiles.jsonl")
     per_generator = {g: sum(r["generator"] == g for r in rows) for g in ("small", "other")}
     assert per_generator == {"small": 4 * 1, "other": 4 * 3}
+    assert {r["model"] for r in rows} == {f"transformers:{tiny_model}"}
     ledger = read_ledger(tmp_path)
     assert {(r["stage"], r["generator"]) for r in ledger} == {("explore", "small"), ("explore", "other")}
     [usage] = summarize(ledger, by=("stage",))
@@ -67,6 +68,19 @@ def test_a_run_explores_with_every_generator_and_records_usage(tmp_path, tiny_mo
     assert usage["cost_usd"] == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["stages"]["explore"]["summary"]["llm_usage"][0]["requests"] == 8
+
+
+def test_an_engine_can_be_released_alone(tiny_model):
+    from lettingo.components import Context
+
+    ctx = Context(cache=None)
+    first = ctx.llm({"name": "transformers", "model": tiny_model, "threads": 1})
+    ctx.llm({"name": "transformers", "model": tiny_model, "threads": 1, "batch_size": 2})
+    ctx.release_llm({"name": "transformers", "model": tiny_model, "threads": 1})
+    assert len(ctx._llms) == 1
+    with pytest.raises(RuntimeError, match="was closed"):
+        first.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_new_tokens=2), [0])
+    ctx.release_llms()
 
 
 class FlakyBackend:

@@ -11,9 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lettingo.errors import LettingoError
-
 from lettingo.cache import failed
+from lettingo.errors import LettingoError
+from lettingo.ledger import model_label
 from lettingo.llm import SamplingParams
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
@@ -88,6 +88,7 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
         return all(f"{task.task_id}/{generator}/{style}/{i}" in out for i in range(params.n))
 
     todo = [t for t in tasks if not complete(t)]
+    model = model_label(llm.identity())
     with progress(description, total=len(tasks), done=len(tasks) - len(todo)) as advance:
         for start in range(0, len(todo), per_call):
             batch = todo[start:start + per_call]
@@ -99,7 +100,7 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
                 if error is not None:
                     failures.record(f"task {task.task_id} ({generator})", error)
                     continue
-                out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage).to_dict()
+                out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage, model).to_dict()
                            for i, g in enumerate(gens))
     return len(todo)
 
@@ -110,6 +111,8 @@ def run(ctx, store) -> dict:
     generators = explore_generators(ctx.cfg)
     failures = FailureBudget.for_stage(ctx, "explore", len(tasks) * len(generators))
     written = {}
+    # engines later stages use again stay pooled; others are closed once their generator is done
+    keep = {ctx.llm_key(c) for c in (ctx.cfg.llm, ctx.cfg.recommender.get("llm")) if c is not None}
     with JsonlAppender(store.path("profiles.jsonl"), profile_key) as out:
         for name, llm_cfg, params in generators:
             with ctx.ledger.labelled(name):
@@ -118,5 +121,7 @@ def run(ctx, store) -> dict:
                     f"explore: {name} writing profiles" if len(generators) > 1 else "explore: writing profiles",
                     failures,
                 )
+            if ctx.llm_key(llm_cfg) not in keep:
+                ctx.release_llm(llm_cfg)  # one extra model in memory at a time (GPU engines, big models)
         total = len(out.rows)
     return {"profiles": total, "tasks_generated_now": written, **failures.summary()}

