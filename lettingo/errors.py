@@ -18,3 +18,8 @@ class RunLockedError(LettingoError):
 
 class NoPairsError(LettingoError):
     """The pair selector found nothing to train on."""
+
+
+class ComponentConfigError(LettingoError, ValueError):
+    """A component's config node is wrong (an unknown key, an impossible value, a missing
+    environment variable it names); raised by components, built-in or plugin, before any work."""

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams
 
 log = logging.getLogger("lettingo.litellm")
@@ -88,16 +89,16 @@ class LiteLLMBackend:
 
     def __init__(self, model: str, **settings: Any):
         if not model or str(model) == "???":
-            raise ValueError("llm 'litellm': set llm.model to a LiteLLM model string, e.g. gpt-4o-mini")
+            raise ComponentConfigError("llm 'litellm': set llm.model to a LiteLLM model string, e.g. gpt-4o-mini")
         self.model = str(model)
         self.settings = {**DEFAULTS, **settings}
         if self.settings["label_scoring"] not in LABEL_SCORING:
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'litellm': label_scoring must be one of {', '.join(LABEL_SCORING)}, "
                 f"got {self.settings['label_scoring']!r}"
             )
         if int(self.settings["concurrency"]) < 1 or int(self.settings["max_retries"]) < 0:
-            raise ValueError("llm 'litellm': concurrency must be at least 1 and max_retries at least 0")
+            raise ComponentConfigError("llm 'litellm': concurrency must be at least 1 and max_retries at least 0")
         self._litellm = import_litellm()
         self._pool = ThreadPoolExecutor(int(self.settings["concurrency"]), thread_name_prefix="litellm")
         self._lock = threading.Lock()
@@ -113,7 +114,7 @@ class LiteLLMBackend:
             secretish = [k for k in unknown if "key" in k.lower() and k != "api_key_env"]
             hint = (" API keys never go in config (configs are saved with runs): put the key in an "
                     "environment variable and name it in api_key_env") if secretish else ""
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'litellm' (conf/llm/litellm.yaml): unknown key(s) {unknown}; known keys: "
                 f"{', '.join(CONFIG_KEYS)}.{hint}"
             )
@@ -170,7 +171,7 @@ class LiteLLMBackend:
 
     def with_adapter(self, adapter_path: str | None) -> "LiteLLMBackend":
         if adapter_path:
-            raise ValueError(
+            raise ComponentConfigError(
                 "llm 'litellm' cannot load a LoRA adapter into an API model; serve the aligned "
                 "generator with vLLM (llm=vllm), or point a litellm config at a server that hosts it"
             )
@@ -290,7 +291,7 @@ class LiteLLMBackend:
         if name:
             value = os.environ.get(str(name))
             if not value:
-                raise ValueError(f"llm 'litellm': the environment variable {name} (api_key_env) is not set")
+                raise ComponentConfigError(f"llm 'litellm': the environment variable {name} (api_key_env) is not set")
             return value
         # An OpenAI-compatible local server usually takes any key, but the client insists on one.
         if self.settings["api_base"] and not os.environ.get("OPENAI_API_KEY"):

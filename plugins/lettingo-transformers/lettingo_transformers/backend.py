@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from lettingo.adapters import adapter_digest
+from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams
 from lettingo.models import resolve_model
 from lettingo_transformers.attention import use_grouped_attention
@@ -49,7 +50,7 @@ def resolve_dtype(dtype: str) -> torch.dtype | str:
         return "auto"
     value = getattr(torch, str(dtype), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"llm 'transformers': unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
+        raise ComponentConfigError(f"llm 'transformers': unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
     return value
 
 
@@ -84,7 +85,7 @@ class _Engine:
         path = resolve_model(model)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if not self.tokenizer.chat_template:
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'transformers': the tokenizer of {model!r} has no chat template; "
                 "use an instruction-tuned (chat) model"
             )
@@ -101,7 +102,7 @@ class _Engine:
         if self.tokenizer.eos_token_id is not None:
             eos.append(self.tokenizer.eos_token_id)
         if not eos:
-            raise ValueError(f"llm 'transformers': {model!r} defines no end-of-turn (eos) token")
+            raise ComponentConfigError(f"llm 'transformers': {model!r} defines no end-of-turn (eos) token")
         self.stop_ids = sorted(set(eos))
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
@@ -157,7 +158,7 @@ class TransformersLLM:
         adapter: str | None = None,
     ):
         if min(int(batch_size), int(generate_batch_size), int(max_input_tokens)) < 1:
-            raise ValueError(
+            raise ComponentConfigError(
                 "llm 'transformers': batch_size, generate_batch_size and max_input_tokens must be at least 1"
             )
         self.model_name = str(model)
@@ -174,7 +175,7 @@ class TransformersLLM:
         settings.pop("name", None)
         unknown = sorted(set(settings) - set(CONFIG_KEYS))
         if unknown:
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'transformers' (conf/llm/transformers.yaml): unknown key(s) {unknown}; "
                 f"known keys: {', '.join(CONFIG_KEYS)}"
             )

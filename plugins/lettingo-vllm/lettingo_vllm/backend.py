@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lettingo.adapters import adapter_digest
+from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams
 from lettingo.models import resolve_model
 
@@ -73,7 +74,7 @@ class _Engine:
         self.llm = LLM(**options)
         self.tokenizer = self.llm.get_tokenizer()
         if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'vllm': the tokenizer of {model_path!r} has no chat template; use an instruction-tuned (chat) model"
             )
         self.lora_enabled = bool(settings["enable_lora"])
@@ -86,7 +87,7 @@ class _Engine:
         digest = adapter_digest(path)
         if digest not in self.adapters:
             if not self.lora_enabled:
-                raise ValueError(
+                raise ComponentConfigError(
                     f"llm 'vllm': cannot serve the adapter {path}: the engine was built with enable_lora=false; "
                     "set llm.enable_lora=true"
                 )
@@ -129,7 +130,7 @@ class VLLMBackend:
         }
         self.settings = {**defaults, **settings}
         if self.max_input_tokens >= int(self.settings["max_model_len"]):
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'vllm': max_input_tokens ({self.max_input_tokens}) must be below max_model_len "
                 f"({self.settings['max_model_len']}), which also holds the answer"
             )
@@ -142,7 +143,7 @@ class VLLMBackend:
         settings.pop("name", None)
         unknown = sorted(set(settings) - set(CONFIG_KEYS))
         if unknown:
-            raise ValueError(
+            raise ComponentConfigError(
                 f"llm 'vllm' (conf/llm/vllm.yaml): unknown key(s) {unknown}; known keys: {', '.join(CONFIG_KEYS)}; "
                 "other vllm.LLM arguments go under engine_args"
             )
