@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lettingo.ledger import Ledger
-from lettingo.llm import LLM, Generation, Messages, SamplingParams
+from lettingo.llm import LLM, Generation, Messages, SamplingParams, failed
 
 
 def default_cache_path() -> Path:
@@ -65,12 +65,6 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def failed(generation: Generation) -> bool:
-    """A backend records a request that failed for good (after its retries) as a generation with
-    ``usage["error"]``; label scores of a failed request are NaN."""
-    return "error" in generation.usage
 
 
 class CachedLLM:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from lettingo.llm import Generation
+from lettingo.llm import Generation, failed
 
 LEDGER_FILE = "ledger.jsonl"
 COUNTS = ("requests", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd")
@@ -52,7 +52,7 @@ class Ledger:
         usage = {
             "requests": len(fresh),
             "cache_hits": cache_hits,
-            "failures": sum(any("error" in g.usage for g in gens) for gens in fresh),
+            "failures": sum(any(failed(g) for g in gens) for gens in fresh),
             "prompt_tokens": sum(gens[0].usage.get("prompt_tokens", 0) for gens in fresh if gens),
             "completion_tokens": sum(g.usage.get("completion_tokens", 0) for gens in fresh for g in gens),
             "latency_s": sum(g.usage.get("latency_s", 0.0) for gens in fresh for g in gens),

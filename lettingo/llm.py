@@ -31,6 +31,12 @@ class Generation:
     usage: dict[str, Any] = field(default_factory=dict)  # prompt_tokens, completion_tokens, latency_s, cached
 
 
+def failed(generation: Generation) -> bool:
+    """A backend returns a request that failed for good (after its retries) as generations with
+    ``usage["error"]`` (and label scores of NaN) instead of raising."""
+    return "error" in generation.usage
+
+
 @runtime_checkable
 class LLM(Protocol):
     def identity(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.types import UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
+JUDGE_ANSWER_TOKENS = 8  # the most a judge request generates (litellm asks for 8; local backends 0)
 
 
 def tokens(messages: list[dict[str, str]]) -> int:
@@ -37,8 +38,9 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
     judge_llm = cfg.recommender.get("llm")
     rows = []
 
-    def add(stage: str, llm_cfg, requests: int, prompt_tokens: int, completion_tokens: int) -> None:
-        rows.append({"stage": stage, "model": _label(llm_cfg), "requests": requests,
+    def add(stage: str, llm_cfg, requests: int, prompt_tokens: int, completion_tokens: int,
+            suffix: str = "") -> None:
+        rows.append({"stage": stage, "model": _label(llm_cfg) + suffix, "requests": requests,
                      "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                      "cost_usd": _cost(llm_cfg, prompt_tokens, completion_tokens)})
 
@@ -50,15 +52,16 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
         explored += params.n
     if judge_llm is not None:
         judge = _judge_tokens(recommender, train, cfg.explore.max_new_tokens)
-        add("evaluate", judge_llm, len(train) * explored, judge * explored, len(train) * explored)
+        add("evaluate", judge_llm, len(train) * explored, judge * explored,
+            len(train) * explored * JUDGE_ANSWER_TOKENS)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
-    for generator in ("base", "aligned"):
+    for suffix in ("", "+adapter"):  # the base and the aligned generator
         add("test", cfg.llm, len(test), sum(profile_tokens[t.task_id] for t in test),
-            len(test) * test_params.n * test_params.max_new_tokens)
+            len(test) * test_params.n * test_params.max_new_tokens, suffix)
     if judge_llm is not None:
         judged = 2 * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
         judge = _judge_tokens(recommender, test, cfg.test.max_new_tokens)
-        add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged)
+        add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged * JUDGE_ANSWER_TOKENS)
     return rows
 
 

@@ -11,10 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lettingo.cache import failed
 from lettingo.errors import LettingoError
 from lettingo.ledger import model_label
-from lettingo.llm import SamplingParams
+from lettingo.llm import SamplingParams, failed
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.progress import progress
