@@ -9,7 +9,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from lettingo import plugins
 from lettingo.cache import CachedLLM, CallCache, digest
+from lettingo.errors import ComponentConfigError
 from lettingo.ledger import Ledger
+
+
+def component_settings(cfg: DictConfig | dict, kind: str, known: tuple[str, ...], hint: str = "") -> dict[str, Any]:
+    """A component's config node as constructor keyword arguments (resolved, without ``name``);
+    an unknown key (a typo, a key from another option) is refused by name, with the known ones."""
+    settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    name = settings.pop("name", "?")
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ComponentConfigError(
+            f"{kind} {name!r} (conf/{kind}/{name}.yaml): unknown key(s) {unknown}; known keys: "
+            f"{', '.join(known)}{'; ' + hint if hint else ''}"
+        )
+    return settings
 
 
 class Context:

@@ -31,6 +31,14 @@ class Generation:
     usage: dict[str, Any] = field(default_factory=dict)  # prompt_tokens, completion_tokens, latency_s, cached
 
 
+def check_generate_args(prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> None:
+    """The argument checks every backend's ``generate`` starts with."""
+    if len(seeds) != len(prompts):
+        raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
+    if params.n < 1 or params.max_new_tokens < 1:
+        raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
+
+
 def failed(generation: Generation) -> bool:
     """A backend returns a request that failed for good (after its retries) as generations with
     ``usage["error"]`` (and label scores of NaN) instead of raising."""

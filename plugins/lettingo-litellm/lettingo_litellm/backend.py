@@ -25,8 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
-from lettingo.llm import Generation, Messages, SamplingParams
+from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
 
 log = logging.getLogger("lettingo.litellm")
 
@@ -107,21 +108,11 @@ class LiteLLMBackend:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "LiteLLMBackend":
-        settings = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)
-        settings.pop("name", None)
-        unknown = sorted(set(settings) - set(CONFIG_KEYS))
-        if unknown:
-            secretish = [k for k in unknown if "key" in k.lower() and k != "api_key_env"]
-            hint = (" API keys never go in config (configs are saved with runs): put the key in an "
-                    "environment variable and name it in api_key_env") if secretish else ""
-            raise ComponentConfigError(
-                f"llm 'litellm' (conf/llm/litellm.yaml): unknown key(s) {unknown}; known keys: "
-                f"{', '.join(CONFIG_KEYS)}.{hint}"
-            )
-        if isinstance(cfg, DictConfig):
-            settings = OmegaConf.to_container(cfg, resolve=True)
-            settings.pop("name", None)
-        return cls(**settings)
+        keys = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)).keys()
+        secretish = any("key" in k.lower() and k not in CONFIG_KEYS for k in keys)
+        hint = ("API keys never go in config (configs are saved with runs): put the key in an "
+                "environment variable and name it in api_key_env") if secretish else ""
+        return cls(**component_settings(cfg, "llm", CONFIG_KEYS, hint))
 
     # -- the LLM protocol -------------------------------------------------------------------
 
@@ -137,10 +128,7 @@ class LiteLLMBackend:
     def generate(
         self, prompts: list[Messages], params: SamplingParams, seeds: list[int]
     ) -> list[list[Generation]]:
-        if len(seeds) != len(prompts):
-            raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
-        if params.n < 1 or params.max_new_tokens < 1:
-            raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
+        check_generate_args(prompts, params, seeds)
         greedy = params.temperature <= 0
         if greedy or self.settings["n_per_request"]:
             per_prompt = [[(messages, seed, 1 if greedy else params.n)] for messages, seed in zip(prompts, seeds)]

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from lettingo.adapters import adapter_digest
+from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
-from lettingo.llm import Generation, Messages, SamplingParams
+from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
 from lettingo.models import resolve_model
 from lettingo_transformers.attention import use_grouped_attention
 from lettingo_transformers.sampling import RowSampler, plan_batches, row_seed
@@ -171,15 +172,7 @@ class TransformersLLM:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "TransformersLLM":
-        settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-        settings.pop("name", None)
-        unknown = sorted(set(settings) - set(CONFIG_KEYS))
-        if unknown:
-            raise ComponentConfigError(
-                f"llm 'transformers' (conf/llm/transformers.yaml): unknown key(s) {unknown}; "
-                f"known keys: {', '.join(CONFIG_KEYS)}"
-            )
-        return cls(**settings)
+        return cls(**component_settings(cfg, "llm", CONFIG_KEYS))
 
     # -- the LLM protocol -------------------------------------------------------------------
 
@@ -196,10 +189,7 @@ class TransformersLLM:
     def generate(
         self, prompts: list[Messages], params: SamplingParams, seeds: list[int]
     ) -> list[list[Generation]]:
-        if len(seeds) != len(prompts):
-            raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
-        if params.n < 1 or params.max_new_tokens < 1:
-            raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
+        check_generate_args(prompts, params, seeds)
         encoded = [self._encode(messages) for messages in prompts]
         greedy = params.temperature <= 0
         rows_per_prompt = 1 if greedy else params.n  # n greedy samples are one sample repeated

@@ -19,11 +19,12 @@ import os
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lettingo.adapters import adapter_digest
+from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
-from lettingo.llm import Generation, Messages, SamplingParams
+from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
 from lettingo.models import resolve_model
 
 log = logging.getLogger("lettingo.vllm")
@@ -139,15 +140,7 @@ class VLLMBackend:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "VLLMBackend":
-        settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-        settings.pop("name", None)
-        unknown = sorted(set(settings) - set(CONFIG_KEYS))
-        if unknown:
-            raise ComponentConfigError(
-                f"llm 'vllm' (conf/llm/vllm.yaml): unknown key(s) {unknown}; known keys: {', '.join(CONFIG_KEYS)}; "
-                "other vllm.LLM arguments go under engine_args"
-            )
-        return cls(**settings)
+        return cls(**component_settings(cfg, "llm", CONFIG_KEYS, "other vllm.LLM arguments go under engine_args"))
 
     # -- the LLM protocol -------------------------------------------------------------------
 
@@ -166,10 +159,7 @@ class VLLMBackend:
     def generate(
         self, prompts: list[Messages], params: SamplingParams, seeds: list[int]
     ) -> list[list[Generation]]:
-        if len(seeds) != len(prompts):
-            raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
-        if params.n < 1 or params.max_new_tokens < 1:
-            raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
+        check_generate_args(prompts, params, seeds)
         from vllm import SamplingParams as VSamplingParams
 
         engine = self._live_engine()
