@@ -17,9 +17,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "ml-100k-mini"
 CONFIG = ROOT / "conf" / "dataset" / "movielens.yaml"
 
 
-def load(path) -> InteractionData:
+def load(path, **overrides) -> InteractionData:
     cfg = OmegaConf.load(CONFIG)
     cfg.path = None if path is None else str(path)
+    cfg.update(overrides)
     return MovieLens(cfg, None).load()
 
 
@@ -34,19 +35,20 @@ def grouplens_copy(tmp_path) -> Path:
 
 
 def test_packaged_ml100k_has_the_published_counts(ml100k):
-    frame = ml100k.interactions
+    frame = ml100k.interactions(text=True)
     assert len(frame) == 100_000
     assert frame["user_id"].nunique() == 943
-    assert len(ml100k.items) == 1682
-    assert set(frame["item_id"]) <= set(ml100k.items)
+    assert len(ml100k.items()) == len(ml100k.item_ids()) == 1682
+    assert set(frame["item_id"]) <= set(ml100k.item_ids())
     assert frame["rating"].between(1, 5).all()
     assert str(frame["timestamp"].dtype) == "int64"
-    assert frame["text"].isna().all()  # MovieLens has no reviews
+    assert frame["text"].isna().all() and not ml100k.has_text  # MovieLens has no reviews
     assert isinstance(frame["user_id"].iloc[0], str) and isinstance(frame["item_id"].iloc[0], str)
+    assert ml100k.report["bad_records"]["skipped"] == 0
 
 
 def test_packaged_item_text_has_title_year_and_genres(ml100k):
-    toy_story = ml100k.items["1"]
+    toy_story = ml100k.items(["1"])["1"]
     assert toy_story.title == "Toy Story"
     assert toy_story.attributes == {"year": 1995, "genres": ["Animation", "Children's", "Comedy"]}
     assert toy_story.describe() == "Toy Story; year: 1995; genres: Animation, Children's, Comedy"
@@ -57,21 +59,22 @@ def test_config_file_matches_the_registered_name():
     registered = {}
     builtin_datasets.lettingo_register_datasets(register=lambda name, factory: registered.update({name: factory}))
     assert CONFIG.stem == cfg.name == "movielens"
-    assert registered == {"movielens": MovieLens}
+    assert registered["movielens"] is MovieLens
     assert cfg.path is None and cfg.like_min == 4 and cfg.dislike_max == 2
 
 
 def test_grouplens_folder_reads_latin1_titles_and_genre_flags():
     data = load(FIXTURE)
-    assert len(data.interactions) == 10
-    assert sorted(data.interactions["user_id"].unique()) == ["1", "2", "3"]
-    french = data.items["3"]
+    frame, items = data.interactions(), data.items()
+    assert len(frame) == 10
+    assert sorted(frame["user_id"].unique()) == ["1", "2", "3"]
+    french = items["3"]
     assert french.title == "Cité des enfants perdus, La"  # Latin-1 byte 0xE9 decoded, year suffix removed
     assert french.attributes == {"year": 1995, "genres": ["Adventure", "Sci-Fi"]}
-    assert data.items["1"].describe() == "Toy Story; year: 1995; genres: Animation, Children's, Comedy"
-    assert data.items["4"].attributes["year"] == 1986  # no "(year)" in the title: taken from the release date
-    assert data.items["5"].attributes == {"year": None, "genres": ["unknown"]}
-    row = data.interactions.iloc[4]
+    assert items["1"].describe() == "Toy Story; year: 1995; genres: Animation, Children's, Comedy"
+    assert items["4"].attributes["year"] == 1986  # no "(year)" in the title: taken from the release date
+    assert items["5"].attributes == {"year": None, "genres": ["unknown"]}
+    row = frame.iloc[4]
     assert (row.user_id, row.item_id, row.rating, row.timestamp) == ("2", "4", 1.0, 888551094)
 
 
@@ -92,20 +95,54 @@ def test_missing_grouplens_file_is_named(grouplens_copy):
 
 def test_folder_without_movielens_files_lists_what_was_expected(tmp_path):
     (tmp_path / "readme.txt").write_text("hello")
-    with pytest.raises(DatasetError, match=r"u\.data, u\.item, u\.genre"):
+    with pytest.raises(DatasetError, match=r"u\.data \+ u\.item \+ u\.genre"):
         load(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "bad_line, complaint",
-    [("7\t1\t4\n", "expected 4 fields"), ("7\t1\tfive\t881250949\n", "must be numbers")],
+    "bad_line, kind, complaint",
+    [("7\t1\t4\n", "wrong_field_count", "expected 4 fields"),
+     ("7\t1\tfive\t881250949\n", "bad_rating", "rating 'five' is not a number"),
+     ("7\t1\t6\t881250949\n", "rating_out_of_scale", "outside the scale 0.5-5")],
 )
-def test_malformed_rating_line_is_reported_by_number(grouplens_copy, bad_line, complaint):
+def test_a_malformed_rating_line_is_skipped_and_counted_or_reported_by_number(grouplens_copy, bad_line, kind,
+                                                                              complaint):
     with open(grouplens_copy / "u.data", "a") as handle:
         handle.write(bad_line)
+    data = load(grouplens_copy)
+    assert len(data.interactions()) == 10
+    bad = data.report["bad_records"]
+    assert bad["by_kind"] == {kind: 1} and bad["examples"][kind][0].startswith(f"{grouplens_copy / 'u.data'} line 11:")
     with pytest.raises(DatasetError, match=complaint) as info:
-        load(grouplens_copy)
+        load(grouplens_copy, on_bad_record="fail")
     assert f"{grouplens_copy / 'u.data'} line 11:" in str(info.value)
+    assert "on_bad_record=skip" in str(info.value)
+
+
+def test_a_wrong_separator_is_a_structure_error_on_the_first_line(grouplens_copy):
+    data_file = grouplens_copy / "u.data"
+    data_file.write_text(data_file.read_text().replace("\t", ","))
+    with pytest.raises(DatasetError, match=r"u\.data line 1: expected 4 fields .* found 1") as info:
+        load(grouplens_copy)
+    assert "separated differently" in str(info.value)
+
+
+def test_too_many_bad_records_mean_the_wrong_file(grouplens_copy):
+    with open(grouplens_copy / "u.data", "a") as handle:
+        handle.write("".join(f"7\t1\t{9 + i}\t881250949\n" for i in range(5)))
+    with pytest.raises(DatasetError, match=r"5 records were bad against 10 usable ratings"):
+        load(grouplens_copy)
+
+
+def test_the_prepared_dataset_is_cached_and_rebuilt_when_a_file_changes(grouplens_copy):
+    first = load(grouplens_copy)
+    assert load(grouplens_copy).folder == first.folder
+    with open(grouplens_copy / "u.data", "a") as handle:
+        handle.write("3\t1\t2\t881250999\n")
+    changed = load(grouplens_copy)
+    assert changed.folder != first.folder and len(changed.interactions()) == 11
+    rebuilt = load(grouplens_copy, cache=False)
+    assert rebuilt.folder == changed.folder and len(rebuilt.interactions()) == 11
 
 
 def test_malformed_item_line_is_reported_by_number(grouplens_copy):
@@ -113,7 +150,10 @@ def test_malformed_item_line_is_reported_by_number(grouplens_copy):
     lines[1] = lines[1].rsplit(b"|", 1)[0]  # drop the last genre flag of item 2
     (grouplens_copy / "u.item").write_bytes(b"\n".join(lines))
     with pytest.raises(DatasetError, match=r"u\.item line 2: expected 24 fields"):
-        load(grouplens_copy)
+        load(grouplens_copy, on_bad_record="fail")
+    data = load(grouplens_copy)  # skipped: item 2 has no metadata now, so its ratings are skipped too
+    assert "2" not in data.item_ids() and "2" not in set(data.interactions()["item_id"])
+    assert data.report["bad_records"]["by_kind"] == {"wrong_field_count": 1, "item_without_metadata": 2}
 
 
 def test_recbole_atomic_folder_is_read_by_header_names(tmp_path):
@@ -126,16 +166,9 @@ def test_recbole_atomic_folder_is_read_by_header_names(tmp_path):
         "7\tHeat\t1995\tAction Crime Thriller\n8\tunkonwn\tunkonwn\tunknown\n"
     )
     data = load(tmp_path)
-    assert data.interactions[["user_id", "item_id", "rating", "timestamp"]].values.tolist() == [
+    assert data.interactions().astype({"user_id": str, "item_id": str}).values.tolist() == [
         ["u1", "7", 3.0, 881250949],
         ["u1", "8", 5.0, 881250950],
     ]
-    assert data.items["7"].describe() == "Heat; year: 1995; genres: Action, Crime, Thriller"
-    assert data.items["8"].attributes["year"] is None
-
-
-def test_interaction_data_rejects_a_table_without_the_required_columns():
-    import pandas as pd
-
-    with pytest.raises(DatasetError, match=r"lacks columns \['timestamp', 'text'\]"):
-        InteractionData("broken", pd.DataFrame({"user_id": [], "item_id": [], "rating": []}))
+    assert data.items()["7"].describe() == "Heat; year: 1995; genres: Action, Crime, Thriller"
+    assert data.items()["8"].attributes["year"] is None

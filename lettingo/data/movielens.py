@@ -1,27 +1,46 @@
-"""MovieLens loader: the packaged ml-100k by default, or a GroupLens ml-100k folder.
+"""MovieLens loader: every GroupLens format, and the packaged ml-100k as the offline default.
 
-``path: null`` reads MovieLens-100K from the ``recbole==1.2.1`` wheel's RecBole atomic files
-(tab-separated ``ml-100k.inter`` / ``ml-100k.item`` with typed headers), so a run works offline and
-the repository never redistributes the data (GroupLens terms forbid it). ``path: <folder>`` reads an
-unpacked GroupLens ml-100k folder (``u.data``, ``u.item``, ``u.genre``) or a folder of RecBole
-atomic files. Files are read line by line so that a bad line is reported by its number.
+``dataset.path`` is an unpacked GroupLens folder; the layout is found from the files in it:
 
-An item's text is its title (the "(1995)" suffix moved into ``year``), year and genres, through
-:meth:`lettingo.types.Item.describe`. MovieLens has no reviews: interaction ``text`` is None.
+======================  ==========================================================================
+ml-100k                 ``u.data`` (tab: user, item, rating, timestamp), ``u.item`` (pipe, Latin-1),
+                        ``u.genre``
+ml-1m, ml-10m           ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``), ``movies.dat``
+                        (``MovieID::Title::Genres``, Latin-1 in ml-1m), ml-10m's ``tags.dat``
+ml-20m, ml-25m,         ``ratings.csv`` (``userId,movieId,rating,timestamp`` with a header),
+ml-latest(-small)       ``movies.csv`` (quoted titles), ``tags.csv``
+RecBole atomic files    ``<name>.inter`` + ``<name>.item`` (typed headers)
+======================  ==========================================================================
+
+``path: null`` reads ml-100k from the ``recbole==1.2.1`` wheel's atomic files, so a run works
+offline and the repository never redistributes the data (GroupLens terms forbid it).
+
+An item's text is its title (the "(1995)" suffix moved into ``year``), year and genres; where the
+dataset has tags (ml-10m and later), the ``max_tags`` tags the most users applied to the movie
+(at least two users, so that no single user's tag, perhaps on their own target, describes an item).
+MovieLens has no reviews: interaction ``text`` is empty. Files are read line by line; the
+``.dat`` title files are decoded as UTF-8 with a Latin-1 fallback per line (ml-1m ships Latin-1).
 """
 
 from __future__ import annotations
 
+import csv
 import re
+from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lettingo.assets import ML100K_DIR, packaged_path
-from lettingo.data import DatasetError, InteractionData, interactions_frame
-from lettingo.types import Item
+from lettingo.data import DatasetBuilder, DatasetError, InteractionData, cached_dataset
+from lettingo.data.reading import BadRecords, read_lines
 
-GROUPLENS_FILES = ("u.data", "u.item", "u.genre")
-_TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
+_TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
+LAYOUTS = {
+    "ml-100k": ("u.data", "u.item", "u.genre"),
+    "dat": ("ratings.dat", "movies.dat"),
+    "csv": ("ratings.csv", "movies.csv"),
+}
+OPTIONAL = {"dat": ("tags.dat",), "csv": ("tags.csv",)}
 
 
 class MovieLens:
@@ -33,161 +52,229 @@ class MovieLens:
 
     def load(self) -> InteractionData:
         path = self.cfg.get("path")
-        if path is None:
-            return load_atomic(packaged_path(ML100K_DIR))
-        folder = Path(str(path)).expanduser()
-        if not folder.is_dir():
-            raise DatasetError(
-                f"dataset.path {str(folder)!r} is not a folder; point it at an unpacked GroupLens "
-                f"ml-100k folder ({', '.join(GROUPLENS_FILES)}) or set it to null for the packaged copy"
-            )
-        if any((folder / name).exists() for name in GROUPLENS_FILES):
-            return load_grouplens(folder)
-        if list(folder.glob("*.inter")):
-            return load_atomic(folder)
+        folder = packaged_path(ML100K_DIR) if path is None else Path(str(path)).expanduser()
+        layout, sources = detect_layout(folder)
+        max_tags = int(self.cfg.get("max_tags", 5))
+        build: Callable[[DatasetBuilder], dict] = {
+            "ml-100k": lambda b: load_ml100k(folder, b),
+            "dat": lambda b: load_grouplens(folder, b, "dat", max_tags),
+            "csv": lambda b: load_grouplens(folder, b, "csv", max_tags),
+            "atomic": lambda b: load_atomic(sources[0], sources[1], b),
+        }[layout]
+        return cached_dataset("movielens", sources, {"layout": layout, "max_tags": max_tags}, self.cfg, build)
+
+
+def detect_layout(folder: Path) -> tuple[str, list[Path]]:
+    """Which GroupLens layout ``folder`` holds, and the files it will read."""
+    expected = "; ".join(f"{' + '.join(files)}" for files in LAYOUTS.values())
+    if not folder.is_dir():
         raise DatasetError(
-            f"{folder} holds no MovieLens files: expected GroupLens files {', '.join(GROUPLENS_FILES)} "
-            f"or RecBole atomic files <name>.inter and <name>.item; set dataset.path to null to use "
-            f"the packaged ml-100k"
+            f"dataset.path {str(folder)!r} is not a folder; point it at an unpacked GroupLens MovieLens "
+            f"folder (one of: {expected}) or set it to null for the packaged ml-100k"
         )
-
-
-def load_grouplens(folder: Path) -> InteractionData:
-    """A GroupLens ml-100k folder: ``u.data`` (tab), ``u.item`` (pipe, Latin-1), ``u.genre`` (pipe)."""
-    missing = [name for name in GROUPLENS_FILES if not (folder / name).is_file()]
-    if missing:
-        raise DatasetError(
-            f"{folder} is missing {', '.join(missing)}; a GroupLens ml-100k folder needs "
-            f"{', '.join(GROUPLENS_FILES)} (unpack ml-100k.zip there, or set dataset.path to null)"
-        )
-    genres = _grouplens_genres(folder / "u.genre")
-    items = _grouplens_items(folder / "u.item", genres)
-    columns: tuple[list, list, list, list] = ([], [], [], [])
-    path = folder / "u.data"
-    for line_no, fields in _lines(path, "\t"):
-        _expect_fields(path, line_no, fields, 4, "user id, item id, rating, timestamp")
-        user, item, rating, ts = fields
-        _append(columns, path, line_no, user, item, rating, ts)
-    return InteractionData("movielens", interactions_frame(*columns), items)
-
-
-def load_atomic(folder: Path) -> InteractionData:
-    """RecBole atomic files ``<name>.inter`` / ``<name>.item``; columns are found by header name."""
+    for layout, files in LAYOUTS.items():
+        if (folder / files[0]).exists():
+            missing = [name for name in files if not (folder / name).is_file()]
+            if missing:
+                raise DatasetError(
+                    f"{folder} is missing {', '.join(missing)}; a GroupLens folder with {files[0]} needs "
+                    f"{', '.join(files)} (unpack the whole zip there, or set dataset.path to null)"
+                )
+            extra = [folder / name for name in OPTIONAL.get(layout, ()) if (folder / name).is_file()]
+            return layout, [folder / name for name in files] + extra
     inter_files = sorted(folder.glob("*.inter"))
-    if len(inter_files) != 1:
+    if len(inter_files) == 1:
+        item_file = inter_files[0].with_suffix(".item")
+        if not item_file.is_file():
+            raise DatasetError(
+                f"{folder} has {inter_files[0].name} but not {item_file.name}; RecBole atomic MovieLens needs both"
+            )
+        return "atomic", [inter_files[0], item_file]
+    if len(inter_files) > 1:
         raise DatasetError(f"{folder} should hold exactly one RecBole .inter file, found {len(inter_files)}")
-    inter_path = inter_files[0]
-    item_path = inter_path.with_suffix(".item")
-    if not item_path.is_file():
-        raise DatasetError(
-            f"{folder} has {inter_path.name} but not {item_path.name}; RecBole atomic MovieLens needs both"
-        )
-    items: dict[str, Item] = {}
-    lines = _lines(item_path, "\t")
-    positions, header = _atomic_header(item_path, lines, ("item_id", "movie_title", "release_year", "class"))
-    for line_no, fields in lines:
-        _expect_fields(item_path, line_no, fields, len(header), " ".join(header))
-        item_id, title, year, genres = (fields[i] for i in positions)
-        title, title_year = _split_title_year(title)
-        items[item_id] = _movie(item_id, title, year if year.isdigit() else title_year, genres.split())
+    raise DatasetError(
+        f"{folder} holds no MovieLens files: expected GroupLens files ({expected}) or RecBole atomic files "
+        f"<name>.inter and <name>.item; set dataset.path to null to use the packaged ml-100k"
+    )
 
-    columns: tuple[list, list, list, list] = ([], [], [], [])
-    lines = _lines(inter_path, "\t")
-    positions, header = _atomic_header(inter_path, lines, ("user_id", "item_id", "rating", "timestamp"))
-    for line_no, fields in lines:
-        _expect_fields(inter_path, line_no, fields, len(header), " ".join(header))
+
+def rows(path: Path, records: BadRecords, split: Callable[[str], list[str]], n: int, layout: str,
+         header: bool = False, encoding: str = "utf-8", fallback: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of a delimited file. The first data line decides the layout: if it
+    has the wrong number of fields the file is in another format (a structure error); later lines
+    with the wrong number of fields are bad records."""
+    lines = read_lines(path, records, encoding=encoding, fallback=fallback)
+    if header:  # the header names the columns: a file without it would lose its first row unseen
+        line_no, line = next(lines)
+        if [name.strip() for name in split(line)] != layout.split(","):
+            raise DatasetError(
+                f"{path} line {line_no}: expected the header {layout!r}, found {line[:80]!r}; "
+                f"is this a GroupLens file, with its header line?"
+            )
+    first = True
+    for line_no, line in lines:
+        fields = split(line)
+        if len(fields) != n:
+            if first:
+                raise DatasetError(
+                    f"{path} line {line_no}: expected {n} fields ({layout}), found {len(fields)} in "
+                    f"{line[:80]!r}; is this file in another format or separated differently?"
+                )
+            records.bad(path, line_no, "wrong_field_count", f"expected {n} fields ({layout}), found {len(fields)}",
+                        "fix or remove the line")
+            continue
+        first = False
+        yield line_no, fields
+
+
+def _csv_split(line: str) -> list[str]:
+    return next(csv.reader([line]))
+
+
+def load_ml100k(folder: Path, builder: DatasetBuilder) -> dict:
+    """ml-100k: ``u.genre`` names the genre flags of ``u.item``; ratings in ``u.data``."""
+    records = builder.records
+    genre_path, item_path, data_path = folder / "u.genre", folder / "u.item", folder / "u.data"
+    by_index: dict[int, str] = {}
+    for line_no, (name, index) in rows(genre_path, records, lambda s: s.split("|"), 2, "genre|index",
+                                       encoding="latin-1"):
+        if not index.isdigit():
+            raise DatasetError(f"{genre_path} line {line_no}: genre index {index!r} is not a whole number")
+        by_index[int(index)] = name
+    if sorted(by_index) != list(range(len(by_index))):
+        raise DatasetError(f"{genre_path}: genre indices should run 0..{len(by_index) - 1}, found {sorted(by_index)}")
+    genres = [by_index[i] for i in range(len(by_index))]
+
+    builder.source("items", item_path)
+    layout = f"id|title|release date|video date|IMDb URL|{len(genres)} genre flags"
+    for line_no, fields in rows(item_path, records, lambda s: s.split("|"), 5 + len(genres), layout,
+                                encoding="latin-1"):
+        flags = fields[5:]
+        if any(flag not in ("0", "1") for flag in flags):
+            records.bad(item_path, line_no, "bad_genre_flags", f"genre flags must be 0 or 1, found {'|'.join(flags)}",
+                        "fix or remove the line")
+            continue
+        title, year = split_title_year(fields[1])
+        release_date = fields[2]
+        if year is None and release_date[-4:].isdigit():
+            year = release_date[-4:]
+        movie(builder, item_path, line_no, fields[0], title, year, [g for g, f in zip(genres, flags) if f == "1"])
+
+    builder.source("ratings", data_path)
+    for line_no, (user, item, rating, ts) in rows(data_path, records, lambda s: s.split("\t"), 4,
+                                                  "user id<TAB>item id<TAB>rating<TAB>timestamp"):
+        builder.add_interaction(data_path, line_no, user, item, rating, ts)
+    return {"layout": "ml-100k"}
+
+
+def load_grouplens(folder: Path, builder: DatasetBuilder, kind: str, max_tags: int) -> dict:
+    """ml-1m / ml-10m (``::``-separated ``.dat``) and ml-20m / ml-25m / ml-latest (``.csv``)."""
+    records = builder.records
+    if kind == "dat":
+        split, header, fallback = (lambda s: s.split("::")), False, "latin-1"
+        layouts = ("UserID::MovieID::Rating::Timestamp", "MovieID::Title::Genres", "UserID::MovieID::Tag::Timestamp")
+    else:
+        split, header, fallback = _csv_split, True, None
+        layouts = ("userId,movieId,rating,timestamp", "movieId,title,genres", "userId,movieId,tag,timestamp")
+    tags = _popular_tags(folder / f"tags.{kind}", records, split, header, layouts[2], max_tags)
+
+    movies_path = folder / f"movies.{kind}"
+    builder.source("items", movies_path)
+    for line_no, (item, raw_title, genre_field) in rows(movies_path, records, split, 3, layouts[1], header,
+                                                        fallback=fallback):
+        title, year = split_title_year(raw_title)
+        genres = [] if genre_field == "(no genres listed)" else [g for g in genre_field.split("|") if g]
+        movie(builder, movies_path, line_no, item, title, year, genres, tags.get(item))
+
+    ratings_path = folder / f"ratings.{kind}"
+    builder.source("ratings", ratings_path)
+    for line_no, (user, item, rating, ts) in rows(ratings_path, records, split, 4, layouts[0], header):
+        builder.add_interaction(ratings_path, line_no, user, item, rating, ts)
+    if tags:
+        builder.source("tags", folder / f"tags.{kind}")
+    return {"layout": "ml-1m/ml-10m (.dat)" if kind == "dat" else "ml-20m/ml-25m/ml-latest (.csv)"}
+
+
+def _popular_tags(path: Path, records: BadRecords, split, header: bool, layout: str,
+                  max_tags: int) -> dict[str, list[str]]:
+    """Per movie, the ``max_tags`` tags applied by the most distinct users (at least two)."""
+    if max_tags <= 0 or not path.is_file():
+        return {}
+    users: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for _, (user, item, tag, _ts) in rows(path, records, split, 4, layout, header, fallback="latin-1"):
+        tag = tag.strip().lower()
+        if tag:
+            users[item][tag].add(user)
+    popular = {}
+    for item, by_tag in users.items():
+        ranked = sorted(((len(u), t) for t, u in by_tag.items() if len(u) >= 2), key=lambda x: (-x[0], x[1]))
+        if ranked:
+            popular[item] = [t for _, t in ranked[:max_tags]]
+    return popular
+
+
+def load_atomic(inter_path: Path, item_path: Path, builder: DatasetBuilder) -> dict:
+    """RecBole atomic files ``<name>.inter`` / ``<name>.item``; columns are found by header name."""
+    records = builder.records
+    builder.source("items", item_path)
+    lines = read_lines(item_path, records)
+    positions, width = _atomic_header(item_path, lines, ("item_id", "movie_title", "release_year", "class"))
+    for line_no, line in lines:
+        fields = line.split("\t")
+        if len(fields) != width:
+            records.bad(item_path, line_no, "wrong_field_count", f"expected {width} tab-separated fields, found "
+                        f"{len(fields)}", "fix or remove the line")
+            continue
+        item_id, raw_title, year, genres = (fields[i] for i in positions)
+        title, title_year = split_title_year(raw_title)
+        movie(builder, item_path, line_no, item_id, title, year if year.isdigit() else title_year, genres.split())
+
+    builder.source("ratings", inter_path)
+    lines = read_lines(inter_path, records)
+    positions, width = _atomic_header(inter_path, lines, ("user_id", "item_id", "rating", "timestamp"))
+    for line_no, line in lines:
+        fields = line.split("\t")
+        if len(fields) != width:
+            records.bad(inter_path, line_no, "wrong_field_count", f"expected {width} tab-separated fields, found "
+                        f"{len(fields)}", "fix or remove the line")
+            continue
         user, item, rating, ts = (fields[i] for i in positions)
-        _append(columns, inter_path, line_no, user, item, rating, ts)
-    return InteractionData("movielens", interactions_frame(*columns), items)
+        builder.add_interaction(inter_path, line_no, user, item, rating, _whole(ts))
+    return {"layout": "RecBole atomic files"}
 
 
-def _atomic_header(path: Path, lines: Iterator, required: tuple[str, ...]) -> tuple[list[int], list[str]]:
+def _atomic_header(path: Path, lines: Iterator, required: tuple[str, ...]) -> tuple[list[int], int]:
     """Positions of ``required`` columns in a RecBole header like ``user_id:token<TAB>item_id:token``."""
-    first = next(lines, None)
-    if first is None:
-        raise DatasetError(f"{path} is empty; expected a RecBole header line naming {', '.join(required)}")
-    line_no, header = first
-    names = [field.split(":")[0] for field in header]
+    line_no, header = next(lines)  # read_lines has raised already if the file is empty
+    names = [field.split(":")[0] for field in header.split("\t")]
     missing = [c for c in required if c not in names]
     if missing:
         raise DatasetError(
-            f"{path} line {line_no}: the header lacks {', '.join(missing)} (found {', '.join(header)})"
+            f"{path} line {line_no}: the header lacks {', '.join(missing)} (found {header!r}); "
+            f"is this a RecBole atomic file?"
         )
-    return [names.index(c) for c in required], header
+    return [names.index(c) for c in required], len(names)
 
 
-def _grouplens_genres(path: Path) -> list[str]:
-    """``u.genre`` lines ``name|index``, returned as names in flag order."""
-    by_index: dict[int, str] = {}
-    for line_no, fields in _lines(path, "|", encoding="latin-1"):
-        _expect_fields(path, line_no, fields, 2, "genre name|index")
-        if not fields[1].isdigit():
-            raise DatasetError(f"{path} line {line_no}: genre index {fields[1]!r} is not a whole number")
-        by_index[int(fields[1])] = fields[0]
-    if sorted(by_index) != list(range(len(by_index))):
-        raise DatasetError(f"{path}: genre indices should run 0..{len(by_index) - 1}, found {sorted(by_index)}")
-    return [by_index[i] for i in range(len(by_index))]
+def _whole(value: str):
+    """RecBole writes timestamps as floats (``881250949.0``); GroupLens as integers."""
+    try:
+        return int(float(value))
+    except ValueError:
+        return value  # the builder reports it as a bad timestamp
 
 
-def _grouplens_items(path: Path, genres: list[str]) -> dict[str, Item]:
-    """``u.item``: id|title (year)|release date|video date|IMDb URL|one 0/1 flag per genre."""
-    items: dict[str, Item] = {}
-    for line_no, fields in _lines(path, "|", encoding="latin-1"):
-        _expect_fields(path, line_no, fields, 5 + len(genres), f"5 fields then {len(genres)} genre flags")
-        item_id, raw_title, release_date = fields[0], fields[1], fields[2]
-        flags = fields[5:]
-        if any(flag not in ("0", "1") for flag in flags):
-            raise DatasetError(f"{path} line {line_no}: genre flags must be 0 or 1, found {'|'.join(flags)}")
-        title, year = _split_title_year(raw_title)
-        if year is None and release_date[-4:].isdigit():
-            year = release_date[-4:]
-        items[item_id] = _movie(item_id, title, year, [g for g, flag in zip(genres, flags) if flag == "1"])
-    return items
+def movie(builder: DatasetBuilder, path: Path, line_no: int, item_id: str, title: str, year: str | None,
+          genres: list[str], tags: list[str] | None = None) -> None:
+    attributes = {"year": int(year) if year else None, "genres": genres}
+    if tags:
+        attributes["tags"] = tags
+    builder.add_item(path, line_no, item_id, title, attributes)
 
 
-def _movie(item_id: str, title: str, year: str | None, genres: list[str]) -> Item:
-    return Item(item_id, title, {"year": int(year) if year else None, "genres": genres})
-
-
-def _split_title_year(title: str) -> tuple[str, str | None]:
+def split_title_year(title: str) -> tuple[str, str | None]:
     """``"Toy Story (1995)"`` -> ``("Toy Story", "1995")``; titles without the suffix are kept whole."""
     match = _TITLE_YEAR.match(title)
     if match and match.group("title"):
         return match.group("title"), match.group("year")
     return title.strip(), None
-
-
-def _lines(path: Path, sep: str, encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for every non-blank line; undecodable bytes become a DatasetError."""
-    line_no = 0
-    try:
-        with open(path, encoding=encoding, newline="") as handle:
-            for line_no, line in enumerate(handle, 1):
-                line = line.rstrip("\r\n")
-                if line.strip():
-                    yield line_no, line.split(sep)
-    except UnicodeDecodeError as exc:
-        raise DatasetError(
-            f"{path} line {line_no + 1}: not {encoding} text ({exc.reason}); re-save the file as {encoding}"
-        ) from None
-
-
-def _expect_fields(path: Path, line_no: int, fields: list[str], n: int, layout: str) -> None:
-    if len(fields) != n:
-        raise DatasetError(
-            f"{path} line {line_no}: expected {n} fields ({layout}), found {len(fields)}; fix or remove the line"
-        )
-
-
-def _append(columns, path: Path, line_no: int, user: str, item: str, rating: str, ts: str) -> None:
-    try:
-        rating_value = float(rating)
-        ts_value = int(float(ts))
-    except ValueError:
-        raise DatasetError(
-            f"{path} line {line_no}: rating {rating!r} and timestamp {ts!r} must be numbers; fix or remove the line"
-        ) from None
-    if not user or not item:
-        raise DatasetError(f"{path} line {line_no}: empty user or item id; fix or remove the line")
-    for column, value in zip(columns, (user, item, rating_value, ts_value)):
-        column.append(value)
