@@ -19,7 +19,7 @@ from lettingo.errors import ConfigChangedError, RunLockedError
 
 # Stages in order; each stage's outputs are what a restart of that stage removes.
 STAGE_OUTPUTS = {
-    "prepare": ["tasks.jsonl", "items.jsonl", "data_summary.json"],
+    "prepare": ["tasks.jsonl", "items.jsonl", "data_summary.json", "splits.json"],
     "explore": ["profiles.jsonl"],
     "evaluate": ["judgements.jsonl"],
     "pair": ["pairs.jsonl", "pairs_summary.json"],

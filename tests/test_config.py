@@ -99,3 +99,12 @@ def test_malformed_override_is_one_clear_message(tmp_path):
     result = _cli(["run", "protocol.no_such_key=3"], tmp_path)
     assert result.returncode != 0
     assert "no_such_key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_protocol_presets_compose_with_the_paper_sizes():
+    small = api.compose([]).protocol
+    paper = api.compose(["protocol=paper", "protocol.profile_window=70"]).protocol
+    assert (small.train_users, small.test_users, small.train_profile_windows) == (40, 40, None)
+    assert (paper.train_users, paper.test_users, list(paper.train_profile_windows)) == (3000, 2000, [30, 50, 70])
+    assert (paper.profile_window, paper.recent_window, paper.min_interactions) == (70, 10, 81)
+    assert set(small) == set(paper)  # one set of keys: a preset never hides a setting

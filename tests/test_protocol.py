@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from lettingo.data import DatasetError, InteractionData, interactions_frame
+from lettingo.data import DatasetError, InteractionData
 from lettingo.data.movielens import MovieLens
 from lettingo.data.protocol import LeakageError, build_tasks, check_task, derive_seed, label_for
 from lettingo.types import Interaction, Item, UserTask
@@ -25,9 +25,8 @@ def synthetic(history_lengths: dict[str, int], n_items: int = 60, seed: int = 0)
     for user, length in history_lengths.items():
         for item in rng.choice(n_items, size=length, replace=False):
             rows.append((user, str(item), float(rng.integers(1, 6)), int(rng.integers(1000, 1000 + length))))
-    users, items, ratings, stamps = zip(*rows)
-    catalogue = {str(i): Item(str(i), f"movie {i}") for i in range(n_items)}
-    return InteractionData("synthetic", interactions_frame(users, items, ratings, stamps), catalogue)
+    catalogue = [Item(str(i), f"movie {i}") for i in range(n_items)]
+    return InteractionData.from_records("synthetic", rows, catalogue)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def order_key(interaction: Interaction) -> tuple[int, str]:
 
 def test_windows_have_the_configured_sizes_and_come_from_the_latest_interactions(data, built):
     tasks, _ = built
-    frame = data.interactions
+    frame = data.interactions()
     for task in tasks:
         assert len(task.profile_window) == 3 and len(task.recent_window) == 2
         history = frame[frame["user_id"] == task.user_id]
@@ -70,7 +69,7 @@ def test_equal_timestamps_are_ordered_by_item_id_as_strings():
     history = [("a", 3.0, 1), ("b", 3.0, 2), ("c", 3.0, 3), ("9", 5.0, 10), ("10", 1.0, 10)]
     rows = [(user, *row) for user in ("u", "v") for row in history]
     items = {str(i): Item(str(i), "x") for i in range(30)} | {k: Item(k, k) for k in "abc"}
-    data = InteractionData("ties", interactions_frame(*zip(*rows)), items)
+    data = InteractionData.from_records("ties", rows, items.values())
     cfg = dict(SMALL, profile_window=2, recent_window=2, num_candidates=3, train_users=1, test_users=1)
     tasks, _ = build_tasks(data, cfg, THRESHOLDS)
     for task in tasks:  # "10" < "9" as strings, so at timestamp 10 item "9" is the later one: the target
@@ -88,14 +87,14 @@ def test_labels_follow_the_dataset_thresholds(built):
 
 def test_candidates_are_the_target_and_items_the_user_never_rated(data, built):
     tasks, _ = built
-    frame = data.interactions
+    frame = data.interactions()
     for task in tasks:
         rated = set(frame.loc[frame["user_id"] == task.user_id, "item_id"])
         assert len(task.candidates) == 20 == len(set(task.candidates))
         assert task.target.item_id in task.candidates
         negatives = set(task.candidates) - {task.target.item_id}
         assert not negatives & rated
-        assert negatives <= set(data.items)
+        assert negatives <= set(data.items())
         assert task.candidate_seed == derive_seed(SMALL["seed"], task.user_id)
     positions = Counter(task.candidates.index(task.target.item_id) for task in tasks)
     assert len(positions) > 1  # shuffled, not always first
@@ -157,7 +156,7 @@ def test_fewer_eligible_users_than_asked_shrinks_both_splits_and_says_so(data):
 def test_duplicate_ratings_keep_the_latest():
     rows = [("u", str(i), 3.0, 100 + i) for i in range(6)] + [("u", "2", 5.0, 200)]
     rows += [("v", str(i), 2.0, 10 + i) for i in range(6)]
-    data = InteractionData("dups", interactions_frame(*zip(*rows)), {str(i): Item(str(i), "x") for i in range(40)})
+    data = InteractionData.from_records("dups", rows, [Item(str(i), "x") for i in range(40)])
     cfg = dict(SMALL, profile_window=2, recent_window=2, train_users=1, test_users=1)
     tasks, summary = build_tasks(data, cfg, THRESHOLDS)
     task = next(t for t in tasks if t.user_id == "u")
@@ -215,12 +214,13 @@ def test_check_task_raises_on_leaks(changes, offending):
 def test_packaged_movielens_with_the_default_windows():
     data = MovieLens(OmegaConf.create({"name": "movielens", "path": None}), None).load()
     tasks, summary = build_tasks(data, {"train_users": 300, "test_users": 200, "seed": 0}, THRESHOLDS)
-    counts = data.interactions.groupby("user_id").size()
+    frame = data.interactions()
+    counts = frame.groupby("user_id", observed=True).size()
     assert summary["users"]["total"] == 943
     assert summary["users"]["skipped_reasons"]["too_few_interactions"] == int((counts < 41).sum())
     assert len(tasks) == 500 and summary["history_length"]["kept"]["min"] >= 41
     for task in tasks[:50]:
-        history = data.interactions[data.interactions["user_id"] == task.user_id]
+        history = frame[frame["user_id"] == task.user_id]
         last = max(zip(history["timestamp"], history["item_id"]))
         assert order_key(task.target) == last
         assert len(task.profile_window) == 30 and len(task.recent_window) == 10
@@ -244,3 +244,64 @@ def test_protocol_errors_are_user_errors_the_command_line_reports_plainly():
     from lettingo.errors import LettingoError
 
     assert issubclass(LeakageError, LettingoError) and issubclass(DatasetError, LettingoError)
+
+
+def test_paper_train_groups_get_their_own_profile_windows(data):
+    cfg = dict(SMALL, profile_window=3, train_profile_windows=[1, 2, 3], train_users=6, test_users=4)
+    tasks, summary = build_tasks(data, cfg, THRESHOLDS)
+    train = [t for t in tasks if t.split == "train"]
+    assert [len(t.profile_window) for t in train] == [1, 1, 2, 2, 3, 3]
+    assert all(len(t.profile_window) == 3 for t in tasks if t.split == "test")
+    assert summary["train_groups"] == [{"profile_window": w, "users": 2} for w in (1, 2, 3)]
+    assert summary["settings"]["min_interactions"] == 6  # the largest window + K + 1, for every user
+
+
+def test_a_fixed_min_interactions_keeps_the_same_users_across_window_sweeps(data):
+    users = []
+    for window in (1, 2, 3):
+        tasks, summary = build_tasks(data, dict(SMALL, profile_window=window, min_interactions=6), THRESHOLDS)
+        users.append([(t.split, t.user_id) for t in tasks])
+        assert summary["users"]["skipped_reasons"]["too_few_interactions"] == 2
+    assert users[0] == users[1] == users[2]
+    with pytest.raises(DatasetError, match="min_interactions=4 is below"):
+        build_tasks(data, dict(SMALL, min_interactions=4), THRESHOLDS)
+
+
+def test_popularity_sampling_draws_popular_items_more_often_and_is_seeded():
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", str(i), 4.0, 100 + i) for u in range(30) for i in rng.choice(50, size=8, replace=False)]
+    rows += [(f"fan{u}", "hit", 4.0, 10) for u in range(30)]  # one item everyone rated
+    rows += [(f"fan{u}", f"x{u}-{k}", 3.0, 11 + k) for u in range(30) for k in range(5)]
+    items = [Item(str(i), "x") for i in range(50)] + [Item("hit", "hit")]
+    items += [Item(f"x{u}-{k}", "x") for u in range(30) for k in range(5)] + [Item("never", "never rated")]
+    data = InteractionData.from_records("pop", rows, items)
+    cfg = dict(SMALL, profile_window=2, recent_window=2, num_candidates=10, train_users=15, test_users=15)
+    uniform, _ = build_tasks(data, cfg, THRESHOLDS)
+    popular, summary = build_tasks(data, dict(cfg, candidate_sampling="popularity"), THRESHOLDS)
+    again, _ = build_tasks(data, dict(cfg, candidate_sampling="popularity"), THRESHOLDS)
+    assert [t.candidates for t in again] == [t.candidates for t in popular]
+    assert summary["settings"]["candidate_sampling"] == "popularity"
+
+    def share_of_hit(tasks):  # among users who never rated it
+        eligible = [t for t in tasks if t.user_id.startswith("u")]
+        return sum("hit" in t.candidates for t in eligible) / len(eligible)
+
+    # "hit" holds 30 of 420 ratings (1 of 231 items): ~48% of 9 popularity draws, ~4% of uniform ones
+    assert share_of_hit(popular) > 0.3 > 0.15 > share_of_hit(uniform)
+    assert "never" not in {c for t in popular for c in t.candidates}
+    with pytest.raises(DatasetError, match="candidate_sampling must be one of uniform, popularity"):
+        build_tasks(data, dict(cfg, candidate_sampling="zipf"), THRESHOLDS)
+
+
+def test_window_interactions_carry_review_text_and_the_target_never_does():
+    rows = [(u, str(i), 4.0, 100 + i, f"review of {i} by {u}") for u in ("a", "b") for i in range(6)]
+    data = InteractionData.from_records("reviews", rows, [Item(str(i), "x") for i in range(40)])
+    cfg = dict(SMALL, profile_window=2, recent_window=2, train_users=1, test_users=1)
+    tasks, _ = build_tasks(data, cfg, THRESHOLDS)
+    for task in tasks:
+        assert [i.text for i in task.profile_window + task.recent_window] == [
+            f"review of {i} by {task.user_id}" for i in range(1, 5)]
+        assert task.target.text is None
+        assert "review of 5" not in json.dumps(task.to_dict())
+    with pytest.raises(LeakageError, match="review text"):
+        check_task(hand_made_task(target=Interaction("u", "5", 4.0, 50, text="loved it")))

@@ -9,16 +9,24 @@ Rules (each one fixed here so that every run, dataset and machine agrees):
   order is kept (the latest; equal timestamps keep the one that comes last in the file).
 - **Windows.** The target is the user's last interaction; the recent window is the ``recent_window``
   (K) interactions before it; the profile window is the ``profile_window`` (N) interactions before
-  those. Users with fewer than N + K + 1 interactions are skipped and counted.
+  those. With ``train_profile_windows: [30, 50, 70]`` (the paper) the train users are split into
+  equal groups, one window each, and test users keep ``profile_window``. Users with fewer than
+  ``min_interactions`` (default: the largest window + K + 1) interactions are skipped and counted,
+  so that sweeping ``profile_window`` with a fixed ``min_interactions`` keeps the same users.
 - **Splits.** Eligible users, sorted by id, are shuffled with ``numpy.random.default_rng(seed)``;
   the first ``train_users`` form split "train", the next ``test_users`` split "test". When fewer
   users are eligible than asked for, both splits shrink in proportion and the summary says so.
 - **Labels.** ``like`` if rating >= ``like_min``, ``dislike`` if rating <= ``dislike_max``, else
-  ``neutral`` (thresholds come from the dataset config: they depend on its rating scale).
+  ``neutral`` (thresholds come from the dataset config: they depend on its rating scale). The raw
+  rating stays on the target for rating-prediction tasks.
 - **Candidates.** The target plus ``num_candidates - 1`` items the user never rated (in the whole
-  history, not only the windows), drawn uniformly without replacement from the dataset's items,
-  then shuffled. Each task has its own generator seeded with ``candidate_seed`` =
-  :func:`derive_seed` (seed, user id), so a user's candidates do not depend on who else is in the run.
+  history, not only the windows), drawn without replacement from the item catalogue (every item
+  with metadata), ``uniform``-ly or by ``popularity`` (in proportion to their number of ratings:
+  never-rated items are never drawn), then shuffled.
+  Each task has its own generator seeded with ``candidate_seed`` = :func:`derive_seed` (seed, user
+  id), so a user's candidates do not depend on who else is in the run.
+- **Review text.** Window interactions carry the user's review text when the dataset has it; the
+  target's never does (it would give the answer away to any prompt that shows reviews).
 - **Guards.** :func:`check_task` runs on every task built; a task that could leak its target raises.
 """
 
@@ -37,12 +45,16 @@ from lettingo.types import SENTIMENT_LABELS, Interaction, UserTask
 
 DEFAULTS = {
     "profile_window": 30,
+    "train_profile_windows": None,
     "recent_window": 10,
+    "min_interactions": None,
     "num_candidates": 20,
+    "candidate_sampling": "uniform",
     "train_users": 3000,  # the paper's sizes
     "test_users": 2000,
     "seed": 0,
 }
+CANDIDATE_SAMPLING = ("uniform", "popularity")
 
 
 class LeakageError(LettingoError, ValueError):
@@ -65,7 +77,8 @@ def derive_seed(seed: int, user_id: str) -> int:
 
 def check_task(task: UserTask) -> None:
     """Raise :class:`LeakageError` unless every window interaction strictly precedes the target,
-    the target item is absent from both windows, and the target is among the candidates."""
+    the target item is absent from both windows, the target carries no review text, and the target
+    is among the candidates."""
     target = task.target
     target_key = (target.timestamp, target.item_id)
     for window_name in ("profile_window", "recent_window"):
@@ -80,59 +93,87 @@ def check_task(task: UserTask) -> None:
                     f"(timestamp {interaction.timestamp}) does not precede the target item "
                     f"{target.item_id!r} (timestamp {target.timestamp}) in (timestamp, item_id) order"
                 )
+    if target.text:
+        raise LeakageError(f"task {task.task_id}: the target carries the user's review text, which states the answer")
     if target.item_id not in task.candidates:
         raise LeakageError(f"task {task.task_id}: the target item {target.item_id!r} is not among its candidates")
 
 
+def protocol_settings(protocol_cfg) -> dict[str, Any]:
+    settings = {key: protocol_cfg.get(key, default) for key, default in DEFAULTS.items()}
+    windows = settings["train_profile_windows"]
+    settings["train_profile_windows"] = [int(w) for w in windows] if windows else None
+    return settings
+
+
 def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[UserTask], dict[str, Any]]:
     """Tasks for the train and test users, and a summary of what was kept, skipped and why."""
-    settings = {key: protocol_cfg.get(key, default) for key, default in DEFAULTS.items()}
+    settings = protocol_settings(protocol_cfg)
     n_profile, n_recent = int(settings["profile_window"]), int(settings["recent_window"])
+    train_windows = settings["train_profile_windows"] or [n_profile]
     n_candidates, seed = int(settings["num_candidates"]), int(settings["seed"])
     like_min, dislike_max = float(dataset_cfg.get("like_min", 4)), float(dataset_cfg.get("dislike_max", 2))
-    _check_settings(n_profile, n_recent, n_candidates, like_min, dislike_max, settings)
-    min_interactions = n_profile + n_recent + 1
+    needed = max([n_profile, *train_windows]) + n_recent + 1
+    min_interactions = int(settings["min_interactions"] or needed)
+    _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,
+                    min_interactions, needed)
 
-    frame, duplicates = _ordered(data.interactions)
-    universe = sorted(data.items) if data.items else sorted(frame["item_id"].unique())
-    lengths = frame.groupby("user_id", sort=True).size()
-    rated_known = frame["item_id"].isin(set(universe)).groupby(frame["user_id"], sort=True).sum()
-    unrated = len(universe) - rated_known
+    frame, duplicates = _ordered(data.interactions())
+    counts = frame["item_id"].value_counts(sort=False)
+    counts = pd.Series(counts.to_numpy(), index=counts.index.astype(str))
+    # Candidates come from the item catalogue (every item with metadata), else from the rated items.
+    universe = sorted(data.item_ids()) or sorted(counts.index[counts > 0])
+    weights = None
+    if settings["candidate_sampling"] == "popularity":
+        weights = counts.reindex(universe, fill_value=0).to_numpy(dtype="float64")
+    lengths = frame.groupby("user_id", sort=True, observed=True).size()
+    unrated = len(universe) - lengths  # every kept rating is of a distinct item in the universe
 
     too_short = lengths < min_interactions
     too_few_negatives = ~too_short & (unrated < n_candidates - 1)
-    eligible = sorted(lengths.index[~too_short & ~too_few_negatives])
+    eligible = sorted(str(u) for u in lengths.index[~too_short & ~too_few_negatives])
     n_train, n_test, shortfall = _split_sizes(
         len(eligible), int(settings["train_users"]), int(settings["test_users"]), len(lengths), min_interactions
     )
     order = np.random.default_rng(seed).permutation(len(eligible))
     shuffled = [eligible[i] for i in order]
-    split_of = {user: "train" for user in shuffled[:n_train]}
-    split_of.update({user: "test" for user in shuffled[n_train : n_train + n_test]})
-    if {u for u, s in split_of.items() if s == "train"} & {u for u, s in split_of.items() if s == "test"}:
+    train_users, test_users = shuffled[:n_train], shuffled[n_train : n_train + n_test]
+    if set(train_users) & set(test_users):
         raise AssertionError("train and test users overlap")  # impossible by construction; guarded anyway
+    # Train users in shuffled order, cut into equal consecutive groups, one profile window each.
+    groups = np.array_split(np.arange(n_train), len(train_windows))
+    window_of = {train_users[i]: w for w, members in zip(train_windows, groups) for i in members}
+    window_of.update({user: n_profile for user in test_users})
 
-    chosen = frame[frame["user_id"].isin(split_of)]
-    histories = dict(tuple(chosen.groupby("user_id", sort=False)))
-    tasks = []
-    for user in shuffled[: n_train + n_test]:
-        task = _task(user, split_of[user], histories[user], n_profile, n_recent, n_candidates,
-                     universe, derive_seed(seed, user), like_min, dislike_max)
+    chosen = frame[frame["user_id"].isin(window_of)]
+    histories = {str(user): history for user, history in chosen.groupby("user_id", sort=False, observed=True)}
+    cdf = None if weights is None else np.cumsum(weights) / weights.sum()
+    tasks, text_rows = [], {}
+    for split, users in (("train", train_users), ("test", test_users)):
+        for user in users:
+            task, rows = _task(user, split, histories[user], window_of[user], n_recent, n_candidates, universe,
+                               cdf, derive_seed(seed, user), like_min, dislike_max)
+            tasks.append(task)
+            text_rows[task.task_id] = rows
+    _attach_review_texts(data, tasks, text_rows)
+    for task in tasks:
         check_task(task)
-        tasks.append(task)
 
-    kept_lengths = lengths[list(split_of)]
+    kept_lengths = lengths[list(window_of)]
     summary = {
         "dataset": data.name,
         "seed": seed,
         "settings": {
             "profile_window": n_profile,
+            "train_profile_windows": train_windows,
             "recent_window": n_recent,
             "num_candidates": n_candidates,
+            "candidate_sampling": settings["candidate_sampling"],
             "min_interactions": min_interactions,
             "like_min": like_min,
             "dislike_max": dislike_max,
         },
+        "load": {key: data.report.get(key) for key in ("sources", "interactions", "items", "bad_records")},
         "users": {
             "total": int(len(lengths)),
             "eligible": len(eligible),
@@ -152,18 +193,36 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
             }
             for split in ("train", "test")
         },
+        "train_groups": [
+            {"profile_window": w, "users": len(members)} for w, members in zip(train_windows, groups)
+        ],
         "history_length": {"all": _stats(lengths), "kept": _stats(kept_lengths)},
         "duplicates_dropped": duplicates,
+        "candidate_pool": len(universe),
         "shortfall": shortfall,
     }
     return tasks, summary
 
 
-def _check_settings(n_profile, n_recent, n_candidates, like_min, dislike_max, settings) -> None:
-    if n_profile < 0 or n_recent < 0:
-        raise DatasetError(f"protocol windows must be >= 0, got profile_window={n_profile}, recent_window={n_recent}")
+def _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,
+                    min_interactions, needed) -> None:
+    if min(n_profile, n_recent, *train_windows) < 0:
+        raise DatasetError(
+            f"protocol windows must be >= 0, got profile_window={n_profile}, recent_window={n_recent}, "
+            f"train_profile_windows={settings['train_profile_windows']}"
+        )
+    if min_interactions < needed:
+        raise DatasetError(
+            f"protocol.min_interactions={min_interactions} is below the largest profile window + recent_window "
+            f"+ 1 = {needed}; raise it or leave it null"
+        )
     if n_candidates < 1:
         raise DatasetError(f"protocol.num_candidates must be >= 1 (the target itself), got {n_candidates}")
+    if settings["candidate_sampling"] not in CANDIDATE_SAMPLING:
+        raise DatasetError(
+            f"protocol.candidate_sampling must be one of {', '.join(CANDIDATE_SAMPLING)}, "
+            f"got {settings['candidate_sampling']!r}"
+        )
     if like_min <= dislike_max:
         raise DatasetError(
             f"dataset like_min ({like_min}) must be greater than dislike_max ({dislike_max}); "
@@ -172,12 +231,21 @@ def _check_settings(n_profile, n_recent, n_candidates, like_min, dislike_max, se
     for split in ("train", "test"):
         if int(settings[f"{split}_users"]) < 1:
             raise DatasetError(f"protocol.{split}_users must be >= 1, got {settings[f'{split}_users']}")
+    if int(settings["train_users"]) < len(train_windows):
+        raise DatasetError(
+            f"protocol.train_users ({settings['train_users']}) is fewer than the {len(train_windows)} groups of "
+            f"train_profile_windows; every group needs a user"
+        )
 
 
 def _ordered(interactions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Interactions in (user, timestamp, item_id, file position) order, one per (user, item)."""
-    frame = interactions.astype({"user_id": str, "item_id": str}).assign(_row=np.arange(len(interactions)))
-    frame = frame.sort_values(["user_id", "timestamp", "item_id", "_row"])
+    """Interactions in (user, timestamp, item_id, file position) order, one per (user, item).
+
+    The ids are categoricals with sorted categories, so sorting their codes orders ids as strings;
+    the index (the row in the prepared file) breaks the remaining ties.
+    """
+    frame = interactions.assign(_row=interactions.index.to_numpy())
+    frame = frame.sort_values(["user_id", "timestamp", "item_id", "_row"], kind="stable")
     deduplicated = frame.drop_duplicates(["user_id", "item_id"], keep="last")
     return deduplicated.drop(columns="_row"), len(frame) - len(deduplicated)
 
@@ -204,13 +272,15 @@ def _split_sizes(n_eligible: int, want_train: int, want_test: int, n_users: int,
     return n_train, n_test, note
 
 
-def _task(user, split, history, n_profile, n_recent, n_candidates, universe, candidate_seed,
-          like_min, dislike_max) -> UserTask:
-    window = [_interaction(row) for row in history.tail(n_profile + n_recent + 1).itertuples(index=False)]
+def _task(user, split, history, n_profile, n_recent, n_candidates, universe, cdf, candidate_seed,
+          like_min, dislike_max) -> tuple[UserTask, list[int]]:
+    tail = history.tail(n_profile + n_recent + 1)
+    window = [_interaction(user, row) for row in tail.itertuples(index=False)]
     target = window[-1]
     rng = np.random.default_rng(candidate_seed)
-    candidates = [target.item_id] + _unrated_sample(rng, universe, set(history["item_id"]), n_candidates - 1)
-    return UserTask(
+    rated = set(history["item_id"].astype(str))
+    candidates = [target.item_id] + _unrated_sample(rng, universe, cdf, rated, n_candidates - 1)
+    task = UserTask(
         task_id=f"{split}-{user}",
         user_id=user,
         split=split,
@@ -221,14 +291,21 @@ def _task(user, split, history, n_profile, n_recent, n_candidates, universe, can
         candidates=[candidates[i] for i in rng.permutation(len(candidates))],
         candidate_seed=candidate_seed,
     )
+    return task, [int(r) for r in tail.index[:-1]]  # the target's row is never looked up
 
 
-def _unrated_sample(rng: np.random.Generator, universe: list[str], rated: set[str], k: int) -> list[str]:
-    """``k`` distinct items outside ``rated``, uniformly (rejection sampling: no per-user set difference
-    over the whole catalogue). The caller has checked that ``k`` unrated items exist."""
+def _unrated_sample(rng: np.random.Generator, universe: list[str], cdf: np.ndarray | None, rated: set[str],
+                    k: int) -> list[str]:
+    """``k`` distinct items outside ``rated``, uniformly (``cdf`` None) or in proportion to popularity
+    (inverse-CDF draws). Rejection sampling: no per-user set difference over the whole catalogue.
+    The caller has checked that ``k`` unrated items exist."""
     taken, picked = set(rated), []
     while len(picked) < k:
-        for index in rng.integers(0, len(universe), size=2 * k):
+        if cdf is None:
+            draws = rng.integers(0, len(universe), size=2 * k)
+        else:
+            draws = np.minimum(np.searchsorted(cdf, rng.random(2 * k), side="right"), len(universe) - 1)
+        for index in draws:
             item = universe[index]
             if item not in taken:
                 taken.add(item)
@@ -238,14 +315,18 @@ def _unrated_sample(rng: np.random.Generator, universe: list[str], rated: set[st
     return picked
 
 
-def _interaction(row) -> Interaction:
-    return Interaction(
-        user_id=str(row.user_id),
-        item_id=str(row.item_id),
-        rating=float(row.rating),
-        timestamp=int(row.timestamp),
-        text=row.text if isinstance(row.text, str) else None,
-    )
+def _attach_review_texts(data: InteractionData, tasks: list[UserTask], text_rows: dict[str, list[int]]) -> None:
+    """Fill window interactions' review texts, reading only their rows of the prepared dataset."""
+    if not data.has_text:
+        return
+    texts = data.texts(row for rows in text_rows.values() for row in rows)
+    for task in tasks:
+        for interaction, row in zip(task.profile_window + task.recent_window, text_rows[task.task_id]):
+            interaction.text = texts.get(row)
+
+
+def _interaction(user: str, row) -> Interaction:
+    return Interaction(user_id=user, item_id=str(row.item_id), rating=float(row.rating), timestamp=int(row.timestamp))
 
 
 def _label_counts(labels) -> dict[str, int]:

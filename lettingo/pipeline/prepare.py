@@ -19,9 +19,12 @@ def run(ctx, store) -> dict:
             used.add(task.target.item_id)
             used.update(task.candidates)
         # Later stages (and resumed runs) read the items they need from here, not the raw dataset.
+        items = data.items(used)
         write_atomic(store.path("items.jsonl"), "".join(
-            json.dumps(data.items[i].to_dict(), ensure_ascii=False) + "\n" for i in sorted(used) if i in data.items))
+            json.dumps(items[i].to_dict(), ensure_ascii=False) + "\n" for i in sorted(items)))
         write_json(store.path("data_summary.json"), summary)
+        write_json(store.path("splits.json"), {  # who is in which split, for audits and other tools
+            split: sorted(t.user_id for t in tasks if t.split == split) for split in ("train", "test")})
         write_atomic(store.path("tasks.jsonl"), "".join(
             json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in tasks))
     tasks = load_tasks(store)

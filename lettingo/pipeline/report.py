@@ -121,6 +121,38 @@ def usage_section(usage: list[dict]) -> list[str]:
                         "Cache hits were answered without a call and cost nothing.", ""]
 
 
+def data_section(summary: dict) -> list[str]:
+    """The data summary as people read it: what was loaded, who was kept and why, the labels."""
+    users, load = summary["users"], summary.get("load") or {}
+    bad = (load.get("bad_records") or {})
+    lines = ["## Data", ""]
+    if load:
+        lines.append(f"{load.get('interactions', '?')} ratings of {load.get('items', '?')} items from "
+                     + ", ".join(f"`{path}`" for path in (load.get("sources") or {}).values()) + ".  ")
+    skipped_records = bad.get("skipped", 0)
+    lines.append(f"Bad records skipped: {skipped_records}"
+                 + (" (" + ", ".join(f"{k}: {v}" for k, v in bad.get("by_kind", {}).items()) + ")" if skipped_records
+                    else "") + f"; duplicate ratings dropped: {summary.get('duplicates_dropped', 0)}.  ")
+    reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in users["skipped_reasons"].items())
+    lines.append(f"Users: {users['total']} in the data, {users['eligible']} eligible, {users['kept']} kept; "
+                 f"{users['skipped']} skipped ({reasons}).")
+    if summary.get("shortfall"):
+        lines.append(f"  \n**Note:** {summary['shortfall']}.")
+    settings = summary.get("settings", {})
+    lines += ["", f"Windows: profile {settings.get('profile_window')} (train groups "
+              f"{settings.get('train_profile_windows')}), recent {settings.get('recent_window')}; "
+              f"users need at least {settings.get('min_interactions')} interactions.", "",
+              "| split | users | like | neutral | dislike |", "|---|---|---|---|---|"]
+    for split, row in summary["splits"].items():
+        labels = row["labels"]
+        lines.append(f"| {split} | {row['users']} | " + " | ".join(str(labels.get(k, 0)) for k in
+                                                                   ("like", "neutral", "dislike")) + " |")
+    lines += ["", "| history length | min | median | max |", "|---|---|---|---|"]
+    for which, stats in summary["history_length"].items():
+        lines.append(f"| {which} users | {stats['min']} | {stats['median']} | {stats['max']} |")
+    return lines + ["", "The whole summary is in `data_summary.json`; the users of each split in `splits.json`.", ""]
+
+
 def run(ctx, store) -> dict:
     results = compute_results(ctx, store)
     manifest = store.manifest()
@@ -141,8 +173,7 @@ def run(ctx, store) -> dict:
         results_table(results), "",
         "Intervals are 95% bootstrap confidence intervals over users. "
         "`invalid` is the share of recommender outputs that could not be parsed (counted as wrong).", "",
-        "## Data", "",
-        "```json", json.dumps(data_summary, indent=2), "```", "",
+        *data_section(data_summary),
         "## Preference pairs", "",
         "```json", json.dumps(pairs_summary, indent=2), "```", "",
         *training_section(store),
