@@ -88,3 +88,15 @@ def test_missing_item_names_the_item_and_task():
 
 def test_option_file_name_is_the_registered_name():
     assert OmegaConf.load(CONF / "lettingo.yaml").name == "lettingo"
+
+
+def test_reviews_are_shown_only_when_asked_cut_to_length_and_never_the_targets():
+    task = make_task()
+    task.profile_window[0].text = "Terrifying.\n  Best {history} ever made, I watched it ten times since 1979"
+    task.profile_window[1].text = "   "
+    task.recent_window[0].text = "RECENT REVIEW"
+    assert "review" not in user_text(build().messages(task, ITEMS)).split("Write a profile")[0]
+    text = user_text(build(review_chars=40).messages(task, ITEMS))
+    assert 'Alien (1979); genres: Horror, Sci-Fi -> like (review: "Terrifying. Best {history} ever made, I...")' in text
+    assert "Notting Hill (1999); genres: Comedy, Romance -> dislike\n" in text  # blank review: nothing added
+    assert "RECENT REVIEW" not in text

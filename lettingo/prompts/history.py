@@ -55,10 +55,20 @@ def format_interactions(
     like_min: float,
     dislike_max: float,
     where: str,
+    review_chars: int = 0,
 ) -> str:
-    """One numbered line per interaction: ``1. <item text> -> like``."""
+    """One numbered line per interaction: ``1. <item text> -> like``, and with ``review_chars`` > 0
+    the start of the user's review after it (datasets with reviews: Amazon, Yelp, jsonl).
+
+    Review text is data: it is pasted in as it is, never used as a template."""
     lines = []
     for number, interaction in enumerate(interactions, start=1):
         text = item_text(items, interaction.item_id, where)
-        lines.append(f"{number}. {text} -> {sentiment_word(interaction.rating, like_min, dislike_max)}")
+        line = f"{number}. {text} -> {sentiment_word(interaction.rating, like_min, dislike_max)}"
+        if review_chars > 0 and interaction.text and interaction.text.strip():
+            review = " ".join(interaction.text.split())
+            if len(review) > review_chars:
+                review = review[:review_chars].rstrip() + "..."
+            line += f' (review: "{review}")'
+        lines.append(line)
     return "\n".join(lines)

@@ -33,6 +33,7 @@ class LettinGoPrompt:
         max_items: int | None = None,
         like_min: float = 4.0,
         dislike_max: float = 2.0,
+        review_chars: int = 0,
     ):
         if max_items is not None and max_items < 1:
             raise ValueError(f"prompt {name!r}: max_items must be a positive number or null, got {max_items}")
@@ -41,6 +42,7 @@ class LettinGoPrompt:
         self.max_items = max_items
         self.like_min = like_min
         self.dislike_max = dislike_max
+        self.review_chars = int(review_chars or 0)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LettinGoPrompt":
@@ -51,6 +53,7 @@ class LettinGoPrompt:
             max_items=cfg.get("max_items"),
             like_min=like_min,
             dislike_max=dislike_max,
+            review_chars=cfg.get("review_chars", 0),
         )
 
     def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
@@ -58,7 +61,8 @@ class LettinGoPrompt:
         if self.max_items is not None:
             window = window[-self.max_items :]
         history = format_interactions(
-            window, items, self.like_min, self.dislike_max, where=f"profile window of task {task.task_id}"
+            window, items, self.like_min, self.dislike_max, where=f"profile window of task {task.task_id}",
+            review_chars=self.review_chars,
         )
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": INSTRUCTION.format(history=history)})
