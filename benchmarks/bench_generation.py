@@ -36,7 +36,9 @@ def profile_prompts(count: int) -> list[list[dict[str, str]]]:
 
     data = MovieLens(OmegaConf.create({"path": None, "like_min": 4, "dislike_max": 2})).load()
     prompt = LettinGoPrompt(like_min=4, dislike_max=2)
-    frame = data.interactions.sort_values(["user_id", "timestamp"], kind="stable")
+    frame = data.interactions().astype({"user_id": str, "item_id": str}).sort_values(["user_id", "timestamp"],
+                                                                                   kind="stable")
+    items = data.items()
     prompts = []
     for user_id, rows in frame.groupby("user_id", sort=True):
         window = 8 + len(prompts) % 7
@@ -51,7 +53,7 @@ def profile_prompts(count: int) -> list[list[dict[str, str]]]:
             profile_window=interactions[:-1], recent_window=[], target=interactions[-1],
             label="like", candidates=[], candidate_seed=0,
         )
-        prompts.append(prompt.messages(task, data.items))
+        prompts.append(prompt.messages(task, items))
         if len(prompts) == count:
             break
     return prompts

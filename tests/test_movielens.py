@@ -172,3 +172,25 @@ def test_recbole_atomic_folder_is_read_by_header_names(tmp_path):
     ]
     assert data.items()["7"].describe() == "Heat; year: 1995; genres: Action, Crime, Thriller"
     assert data.items()["8"].attributes["year"] is None
+
+
+def test_a_killed_build_leaves_no_cache_entry_and_its_leftovers_are_cleared(grouplens_copy, monkeypatch):
+    import os
+
+    from lettingo.data import prepared
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(prepared.DatasetBuilder, "finish", killed)
+        with pytest.raises(KeyboardInterrupt):
+            load(grouplens_copy)
+    root = prepared.datasets_cache_dir()
+    assert not list(root.iterdir())  # neither an entry nor the half-built folder
+    data = load(grouplens_copy)
+    leftover = root / f".{data.folder.name}-x"  # what a kill -9 during a rebuild leaves behind
+    leftover.mkdir()
+    os.utime(leftover, (0, 0))
+    assert load(grouplens_copy, cache=False).folder == data.folder
+    assert [p.name for p in root.iterdir()] == [data.folder.name]

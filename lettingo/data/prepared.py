@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -34,6 +35,7 @@ FORMAT_VERSION = 1  # bump when the Parquet layout or a built-in loader's parsin
 INTERACTIONS = "interactions.parquet"
 ITEMS = "items.parquet"
 REPORT = "load_report.json"
+STALE_BUILD_S = 24 * 3600
 INTERACTION_SCHEMA = pa.schema([
     ("user_id", pa.string()), ("item_id", pa.string()), ("rating", pa.float64()),
     ("timestamp", pa.int64()), ("text", pa.string()),
@@ -294,6 +296,9 @@ def cached_dataset(name: str, sources: list[Path], settings: dict[str, Any], dat
     if use_cache and (final / REPORT).is_file():
         return InteractionData(name, final)
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".{name}-{key}-*"):  # builds killed part-way (a live one is younger)
+        if time.time() - stale.stat().st_mtime > STALE_BUILD_S:
+            shutil.rmtree(stale, ignore_errors=True)
     building = Path(tempfile.mkdtemp(prefix=f".{name}-{key}-", dir=root))
     try:
         builder = DatasetBuilder(name, building, **builder_options)
