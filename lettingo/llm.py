@@ -8,10 +8,12 @@ wraps it in :class:`CachedLLM`, so every backend gets the persistent call cache 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 Messages = list[dict[str, str]]
+log = logging.getLogger("lettingo.llm")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,17 @@ def check_generate_args(prompts: list[Messages], params: SamplingParams, seeds: 
         raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
     if params.n < 1 or params.max_new_tokens < 1:
         raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
+
+
+def encode_chat(tokenizer, messages: Messages, max_input_tokens: int) -> list[int]:
+    """Chat-template token ids ending in the generation prompt, cut to their last
+    ``max_input_tokens``. Local backends (transformers, vllm) share it, so both see the same tokens."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
+    if len(ids) > max_input_tokens:
+        log.warning("prompt of %d tokens cut to its last %d (max_input_tokens)", len(ids), max_input_tokens)
+        ids = ids[-max_input_tokens:]
+    return ids
 
 
 def failed(generation: Generation) -> bool:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,15 +119,14 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,
                     min_interactions, needed)
 
-    frame, duplicates = _ordered(data.interactions())
-    counts = frame["item_id"].value_counts(sort=False)
-    counts = pd.Series(counts.to_numpy(), index=counts.index.astype(str))
+    history, duplicates = _ordered(data.interactions())
+    counts = pd.Series(np.bincount(history.items, minlength=len(history.item_names)), index=history.item_names)
     # Candidates come from the item catalogue (every item with metadata), else from the rated items.
     universe = sorted(data.item_ids()) or sorted(counts.index[counts > 0])
     weights = None
     if settings["candidate_sampling"] == "popularity":
         weights = counts.reindex(universe, fill_value=0).to_numpy(dtype="float64")
-    lengths = frame.groupby("user_id", sort=True, observed=True).size()
+    lengths = pd.Series(history.ends - history.starts, index=history.user_names)
     unrated = len(universe) - lengths  # every kept rating is of a distinct item in the universe
 
     too_short = lengths < min_interactions
@@ -145,14 +145,13 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     window_of = {train_users[i]: w for w, members in zip(train_windows, groups) for i in members}
     window_of.update({user: n_profile for user in test_users})
 
-    chosen = frame[frame["user_id"].isin(window_of)]
-    histories = {str(user): history for user, history in chosen.groupby("user_id", sort=False, observed=True)}
+    span = dict(zip(history.user_names, zip(history.starts, history.ends)))
     cdf = None if weights is None else np.cumsum(weights) / weights.sum()
     tasks, text_rows = [], {}
     for split, users in (("train", train_users), ("test", test_users)):
         for user in users:
-            task, rows = _task(user, split, histories[user], window_of[user], n_recent, n_candidates, universe,
-                               cdf, derive_seed(seed, user), like_min, dislike_max)
+            task, rows = _task(user, split, history, *span[user], window_of[user], n_recent, n_candidates,
+                               universe, cdf, derive_seed(seed, user), like_min, dislike_max)
             tasks.append(task)
             text_rows[task.task_id] = rows
     _attach_review_texts(data, tasks, text_rows)
@@ -238,16 +237,44 @@ def _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, 
         )
 
 
-def _ordered(interactions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Interactions in (user, timestamp, item_id, file position) order, one per (user, item).
+@dataclass
+class Histories:
+    """Every user's ratings in time order, as flat arrays: user ``k`` owns ``[starts[k], ends[k])``.
+    Items and users are codes into the sorted ``item_names`` / ``user_names``."""
+
+    user_names: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    item_names: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    rows: np.ndarray
+
+
+def _ordered(interactions: pd.DataFrame) -> tuple[Histories, int]:
+    """Ratings in (user, timestamp, item_id, file position) order, one per (user, item).
 
     The ids are categoricals with sorted categories, so sorting their codes orders ids as strings;
     the index (the row in the prepared file) breaks the remaining ties.
     """
-    frame = interactions.assign(_row=interactions.index.to_numpy())
-    frame = frame.sort_values(["user_id", "timestamp", "item_id", "_row"], kind="stable")
-    deduplicated = frame.drop_duplicates(["user_id", "item_id"], keep="last")
-    return deduplicated.drop(columns="_row"), len(frame) - len(deduplicated)
+    users = interactions["user_id"].cat.codes.to_numpy()
+    items = interactions["item_id"].cat.codes.to_numpy()
+    timestamps = interactions["timestamp"].to_numpy()
+    rows = interactions.index.to_numpy()
+    order = np.lexsort((rows, items, timestamps, users))
+    users, items = users[order], items[order]
+    pair = users.astype(np.int64) * len(interactions["item_id"].cat.categories) + items
+    latest = ~pd.Series(pair).duplicated(keep="last").to_numpy()  # per (user, item), in sorted order
+    keep, users, items = order[latest], users[latest], items[latest]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(users)].astype(int)
+    user_names = interactions["user_id"].cat.categories.to_numpy(dtype=object)[users[starts]]
+    return Histories(
+        user_names=np.array([str(u) for u in user_names], dtype=object), starts=starts, ends=ends,
+        item_names=np.array([str(i) for i in interactions["item_id"].cat.categories], dtype=object),
+        items=items, ratings=interactions["rating"].to_numpy()[keep], timestamps=timestamps[keep], rows=rows[keep],
+    ), len(order) - len(keep)
 
 
 def _split_sizes(n_eligible: int, want_train: int, want_test: int, n_users: int, min_interactions: int):
@@ -272,13 +299,17 @@ def _split_sizes(n_eligible: int, want_train: int, want_test: int, n_users: int,
     return n_train, n_test, note
 
 
-def _task(user, split, history, n_profile, n_recent, n_candidates, universe, cdf, candidate_seed,
-          like_min, dislike_max) -> tuple[UserTask, list[int]]:
-    tail = history.tail(n_profile + n_recent + 1)
-    window = [_interaction(user, row) for row in tail.itertuples(index=False)]
+def _task(user, split, history: Histories, start, end, n_profile, n_recent, n_candidates, universe, cdf,
+          candidate_seed, like_min, dislike_max) -> tuple[UserTask, list[int]]:
+    first = max(start, end - (n_profile + n_recent + 1))
+    window = [
+        Interaction(user_id=user, item_id=history.item_names[history.items[k]], rating=float(history.ratings[k]),
+                    timestamp=int(history.timestamps[k]))
+        for k in range(first, end)
+    ]
     target = window[-1]
     rng = np.random.default_rng(candidate_seed)
-    rated = set(history["item_id"].astype(str))
+    rated = set(history.item_names[history.items[start:end]])
     candidates = [target.item_id] + _unrated_sample(rng, universe, cdf, rated, n_candidates - 1)
     task = UserTask(
         task_id=f"{split}-{user}",
@@ -291,7 +322,7 @@ def _task(user, split, history, n_profile, n_recent, n_candidates, universe, cdf
         candidates=[candidates[i] for i in rng.permutation(len(candidates))],
         candidate_seed=candidate_seed,
     )
-    return task, [int(r) for r in tail.index[:-1]]  # the target's row is never looked up
+    return task, [int(r) for r in history.rows[first : end - 1]]  # the target's row is never looked up
 
 
 def _unrated_sample(rng: np.random.Generator, universe: list[str], cdf: np.ndarray | None, rated: set[str],
@@ -323,10 +354,6 @@ def _attach_review_texts(data: InteractionData, tasks: list[UserTask], text_rows
     for task in tasks:
         for interaction, row in zip(task.profile_window + task.recent_window, text_rows[task.task_id]):
             interaction.text = texts.get(row)
-
-
-def _interaction(user: str, row) -> Interaction:
-    return Interaction(user_id=user, item_id=str(row.item_id), rating=float(row.rating), timestamp=int(row.timestamp))
 
 
 def _label_counts(labels) -> dict[str, int]:

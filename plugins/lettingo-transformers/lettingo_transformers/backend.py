@@ -14,7 +14,6 @@ import contextlib
 import copy
 import gc
 import inspect
-import logging
 import threading
 import time
 from pathlib import Path
@@ -27,12 +26,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorLis
 from lettingo.adapters import adapter_digest
 from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
-from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
+from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args, encode_chat
 from lettingo.models import resolve_model
 from lettingo_transformers.attention import use_grouped_attention
 from lettingo_transformers.sampling import RowSampler, plan_batches, row_seed
 
-log = logging.getLogger("lettingo.transformers")
 
 CONFIG_KEYS = (
     "model", "dtype", "device", "batch_size", "generate_batch_size", "max_input_tokens", "threads", "adapter",
@@ -249,16 +247,7 @@ class TransformersLLM:
         return self._engine
 
     def _encode(self, messages: Messages) -> list[int]:
-        """Chat-template token ids ending in the generation prompt, left-truncated if too long."""
-        tokenizer = self._live_engine().tokenizer
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]  # the template has its own
-        if len(ids) > self.max_input_tokens:
-            log.warning(
-                "prompt of %d tokens cut to its last %d (max_input_tokens)", len(ids), self.max_input_tokens
-            )
-            ids = ids[-self.max_input_tokens :]
-        return ids
+        return encode_chat(self._live_engine().tokenizer, messages, self.max_input_tokens)
 
     def _generate_batch(
         self, prompt_ids: list[list[int]], seeds: list[int], params: SamplingParams

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from lettingo.adapters import adapter_digest
 from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
-from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
+from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args, encode_chat
 from lettingo.models import resolve_model
 
 log = logging.getLogger("lettingo.vllm")
@@ -261,12 +261,4 @@ class VLLMBackend:
         return self._engine.adapters[self._adapter] if self._adapter else None
 
     def _encode(self, messages: Messages) -> list[int]:
-        """Chat-template token ids ending in the generation prompt, left-truncated if too long
-        (as the transformers backend does, so both see the same tokens)."""
-        tokenizer = self._live_engine().tokenizer
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
-        if len(ids) > self.max_input_tokens:
-            log.warning("prompt of %d tokens cut to its last %d (max_input_tokens)", len(ids), self.max_input_tokens)
-            ids = ids[-self.max_input_tokens :]
-        return ids
+        return encode_chat(self._live_engine().tokenizer, messages, self.max_input_tokens)
