@@ -215,36 +215,21 @@ def _popular_tags(path: Path, records: BadRecords, split, header: bool, layout: 
 
 def load_atomic(inter_path: Path, item_path: Path, builder: DatasetBuilder) -> dict:
     """RecBole atomic files ``<name>.inter`` / ``<name>.item``; columns are found by header name."""
-    records = builder.records
     builder.source("items", item_path)
-    lines = read_lines(item_path, records)
-    positions, width = _atomic_header(item_path, lines, ("item_id", "movie_title", "release_year", "class"))
-    for line_no, line in lines:
-        fields = line.split("\t")
-        if len(fields) != width:
-            records.bad(item_path, line_no, "wrong_field_count", f"expected {width} tab-separated fields, found "
-                        f"{len(fields)}", "fix or remove the line")
-            continue
-        item_id, raw_title, year, genres = (fields[i] for i in positions)
+    for line_no, (item_id, raw_title, year, genres) in _atomic_rows(
+            item_path, builder.records, ("item_id", "movie_title", "release_year", "class")):
         title, title_year = split_title_year(raw_title)
         movie(builder, item_path, line_no, item_id, title, year if year.isdigit() else title_year, genres.split())
-
     builder.source("ratings", inter_path)
-    lines = read_lines(inter_path, records)
-    positions, width = _atomic_header(inter_path, lines, ("user_id", "item_id", "rating", "timestamp"))
-    for line_no, line in lines:
-        fields = line.split("\t")
-        if len(fields) != width:
-            records.bad(inter_path, line_no, "wrong_field_count", f"expected {width} tab-separated fields, found "
-                        f"{len(fields)}", "fix or remove the line")
-            continue
-        user, item, rating, ts = (fields[i] for i in positions)
+    for line_no, (user, item, rating, ts) in _atomic_rows(
+            inter_path, builder.records, ("user_id", "item_id", "rating", "timestamp")):
         builder.add_interaction(inter_path, line_no, user, item, rating, _whole(ts))
     return {"layout": "RecBole atomic files"}
 
 
-def _atomic_header(path: Path, lines: Iterator, required: tuple[str, ...]) -> tuple[list[int], int]:
-    """Positions of ``required`` columns in a RecBole header like ``user_id:token<TAB>item_id:token``."""
+def _atomic_rows(path: Path, records: BadRecords, required: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+    """The ``required`` columns of each line, found by the RecBole header (``user_id:token<TAB>...``)."""
+    lines = read_lines(path, records)
     line_no, header = next(lines)  # read_lines has raised already if the file is empty
     names = [field.split(":")[0] for field in header.split("\t")]
     missing = [c for c in required if c not in names]
@@ -253,7 +238,14 @@ def _atomic_header(path: Path, lines: Iterator, required: tuple[str, ...]) -> tu
             f"{path} line {line_no}: the header lacks {', '.join(missing)} (found {header!r}); "
             f"is this a RecBole atomic file?"
         )
-    return [names.index(c) for c in required], len(names)
+    positions = [names.index(c) for c in required]
+    for line_no, line in lines:
+        fields = line.split("\t")
+        if len(fields) != len(names):
+            records.bad(path, line_no, "wrong_field_count", f"expected {len(names)} tab-separated fields, found "
+                        f"{len(fields)}", "fix or remove the line")
+            continue
+        yield line_no, [fields[i] for i in positions]
 
 
 def _whole(value: str):
