@@ -1,10 +1,19 @@
-"""Metrics, 95% bootstrap confidence intervals, and the baselines every results table shows.
+"""Metrics, 95% bootstrap confidence intervals, paired tests, and the baselines every table shows.
 
-Ranks are 0-based positions of the target in a ranked list (``None``: the target was not ranked,
-which scores 0). Invalid recommender outputs are never dropped: they count as wrong, and their
-share is reported as ``invalid_rate``. Accuracy and macro F1 are written with numpy because the
-bootstrap calls them a thousand times per interval (scikit-learn's checks cost ~1 ms a call);
-the tests check them against scikit-learn.
+Three task types, each judged per user and turned into one prediction per user:
+
+- ``sentiment``: a label; metrics accuracy, macro-F1 and weighted-F1 (both F1s: the paper does
+  not say which it reports), and a confusion matrix.
+- ``rating``: a number on the dataset's scale; metrics MAE, RMSE (lower is better) and the
+  accuracy of the rounded rating.
+- ``ranking``: the 0-based rank of the target in the ranked candidates; NDCG@1/5/10/20,
+  HR@1/5/10 and MRR.
+
+Invalid recommender outputs are never dropped: a sentiment counts as wrong (it matches no
+label), a rating as the middle of the scale, a ranking as the target not ranked (every ranking
+metric 0); their share is reported as ``invalid_rate``. Accuracy and the F1s are written with numpy
+because the bootstrap calls them a thousand times per interval (scikit-learn's checks cost ~1 ms
+a call); the tests check them against scikit-learn.
 """
 
 from __future__ import annotations
@@ -17,8 +26,13 @@ import numpy as np
 
 from lettingo.types import SENTIMENT_LABELS, Judgement
 
-INVALID = "<invalid>"  # stands for an unparseable prediction: never equal to a label
-RANKING_K = {"ndcg": 10, "hr": 5}
+TASK_TYPES = ("sentiment", "rating", "ranking")
+INVALID = "<invalid>"  # stands for an unparseable sentiment: never equal to a label
+UNRANKED = -1  # the target's rank when it is not in the ranked list
+NDCG_AT = (1, 5, 10, 20)
+HR_AT = (1, 5, 10)
+LOWER_IS_BETTER = {"mae", "rmse"}
+PRIMARY = {"sentiment": "accuracy", "rating": "mae", "ranking": "ndcg@10"}
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -26,16 +40,56 @@ def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
     return float(np.mean(y_true == y_pred)) if len(y_true) else math.nan
 
 
-def macro_f1(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> float:
-    """Unweighted mean over ``labels`` of F1 = 2TP / (true count + predicted count); a label with
-    neither true nor predicted instances scores 0 (scikit-learn's ``zero_division=0``)."""
+def _f1_per_label(y_true, y_pred, labels) -> tuple[np.ndarray, np.ndarray]:
+    """F1 = 2TP / (true count + predicted count) per label (0 when both are 0), and true counts."""
     y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
-    scores = []
+    scores, support = [], []
     for label in labels:
         is_true, is_pred = y_true == label, y_pred == label
         denominator = is_true.sum() + is_pred.sum()
         scores.append(2 * np.sum(is_true & is_pred) / denominator if denominator else 0.0)
-    return float(np.mean(scores)) if scores else math.nan
+        support.append(is_true.sum())
+    return np.asarray(scores, dtype=float), np.asarray(support, dtype=float)
+
+
+def macro_f1(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> float:
+    """Unweighted mean over ``labels`` of per-label F1 (scikit-learn's ``average="macro"``,
+    ``zero_division=0``)."""
+    scores, _ = _f1_per_label(y_true, y_pred, labels)
+    return float(np.mean(scores)) if len(scores) else math.nan
+
+
+def weighted_f1(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> float:
+    """Mean of per-label F1 weighted by each label's number of true instances (``average="weighted"``)."""
+    scores, support = _f1_per_label(y_true, y_pred, labels)
+    return float(np.dot(scores, support) / support.sum()) if support.sum() else math.nan
+
+
+def confusion(y_true: Sequence, y_pred: Sequence, labels: Sequence[str]) -> dict[str, Any]:
+    """Counts of (true, predicted) pairs; rows are true labels, columns the labels then ``<invalid>``."""
+    columns = list(labels) + [INVALID]
+    index = {label: i for i, label in enumerate(columns)}
+    matrix = [[0] * len(columns) for _ in labels]
+    rows = {label: i for i, label in enumerate(labels)}
+    for truth, prediction in zip(y_true, y_pred):
+        if truth in rows:
+            matrix[rows[truth]][index.get(prediction, len(columns) - 1)] += 1
+    return {"rows": list(labels), "columns": columns, "counts": matrix}
+
+
+def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float)))) if len(y_true) else math.nan
+
+
+def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    diff = np.asarray(y_true, float) - np.asarray(y_pred, float)
+    return float(np.sqrt(np.mean(diff**2))) if len(y_true) else math.nan
+
+
+def rounded_accuracy(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Share of predicted ratings that round (half up) to the true rating."""
+    return float(np.mean(np.floor(np.asarray(y_pred, float) + 0.5) == np.asarray(y_true, float))) if len(y_true) \
+        else math.nan
 
 
 def ndcg_at_k(rank: int | None, k: int) -> float:
@@ -49,10 +103,68 @@ def hit_at_k(rank: int | None, k: int) -> float:
     return 1.0 if rank is not None and 0 <= rank < k else 0.0
 
 
+def _ndcg(k: int) -> Callable:
+    def fn(_truth, ranks):
+        ranks = np.asarray(ranks)
+        return float(np.mean(np.where((ranks >= 0) & (ranks < k), 1.0 / np.log2(np.maximum(ranks, 0) + 2), 0.0)))
+    return fn
+
+
+def _hr(k: int) -> Callable:
+    def fn(_truth, ranks):
+        ranks = np.asarray(ranks)
+        return float(np.mean((ranks >= 0) & (ranks < k)))
+    return fn
+
+
+def _mrr(_truth, ranks) -> float:
+    ranks = np.asarray(ranks)
+    return float(np.mean(np.where(ranks >= 0, 1.0 / (np.maximum(ranks, 0) + 1), 0.0)))
+
+
+def metric_functions(task_type: str, truths: Sequence) -> dict[str, Callable[[Sequence, Sequence], float]]:
+    """``name -> fn(truths, predictions)`` for a task type; F1s average over the labels present in
+    the truth, so every row computed on the same users averages over the same classes."""
+    if task_type == "sentiment":
+        classes = _classes(truths)
+        return {"accuracy": accuracy,
+                "macro_f1": lambda t, p: macro_f1(t, p, classes),
+                "weighted_f1": lambda t, p: weighted_f1(t, p, classes)}
+    if task_type == "rating":
+        return {"mae": mae, "rmse": rmse, "accuracy": rounded_accuracy}
+    if task_type == "ranking":
+        return {**{f"ndcg@{k}": _ndcg(k) for k in NDCG_AT}, **{f"hr@{k}": _hr(k) for k in HR_AT}, "mrr": _mrr}
+    raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
+
+
+def predictions(task_type: str, truths: Sequence, judgements: Sequence[Judgement],
+                rating_scale: tuple[float, float] = (1.0, 5.0)) -> list:
+    """One prediction per user in the form the metrics take, with invalid outputs mapped as the
+    module docstring says (wrong label / the scale's middle / not ranked)."""
+    if task_type == "sentiment":
+        return [j.prediction if j.valid else INVALID for j in judgements]
+    if task_type == "rating":
+        middle = (float(rating_scale[0]) + float(rating_scale[1])) / 2
+        return [float(j.prediction) if j.valid and j.prediction is not None else middle for j in judgements]
+    if task_type == "ranking":
+        return [rank_of(j.prediction, truth) if j.valid else UNRANKED for truth, j in zip(truths, judgements)]
+    raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
+
+
+def rank_of(ranked: Sequence | None, target) -> int:
+    """0-based position of ``target`` in ``ranked``; :data:`UNRANKED` when absent."""
+    if not ranked:
+        return UNRANKED
+    try:
+        return list(ranked).index(target)
+    except ValueError:
+        return UNRANKED
+
+
 def bootstrap_ci(fn: Callable[..., float], *arrays: Sequence, n_resamples: int = 1000,
                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``fn(*arrays)``, resampling rows of all arrays jointly."""
-    arrays = tuple(np.asarray(a) for a in arrays)
+    arrays = tuple(np.asarray(a, dtype=object) if not _numeric(a) else np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"bootstrap_ci needs arrays of one length, got {[len(a) for a in arrays]}")
@@ -61,89 +173,117 @@ def bootstrap_ci(fn: Callable[..., float], *arrays: Sequence, n_resamples: int =
     if n == 1:  # nothing to resample: the interval is the point
         value = float(fn(*arrays))
         return value, value
-    from scipy.stats import bootstrap
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    values = np.array([fn(*(a[rows] for a in arrays)) for rows in indices], dtype=float)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
 
-    result = bootstrap(arrays, fn, paired=True, vectorized=False, n_resamples=n_resamples,
-                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
+def paired_test(fn: Callable[[Sequence, Sequence], float], truths: Sequence, pred_a: Sequence, pred_b: Sequence,
+                n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """Paired bootstrap of ``fn(truths, a) - fn(truths, b)`` on the same users (resampled together).
 
-def summarize(task_type: str, labels: list[str], judgements: list[Judgement], seed: int = 0,
-              n_resamples: int = 1000) -> dict[str, Any]:
-    """Metrics with 95% CIs for one recommender on one split, ``labels[i]`` the truth for ``judgements[i]``.
-
-    sentiment: ``accuracy`` and ``macro_f1`` of ``prediction`` (invalid outputs count as wrong);
-    ranking: ``ndcg@10`` = mean ``score`` and ``hr@5`` = mean ``correct`` (invalid outputs score 0).
+    ``p_value`` is two-sided: twice the smaller share of resampled differences on either side of
+    zero (capped at 1), so identical methods give 1 and a method better on every resample gives 0
+    (read "< 1 / n_resamples").
     """
-    if len(labels) != len(judgements):
-        raise ValueError(f"summarize got {len(labels)} labels for {len(judgements)} judgements")
-    valid = [j.valid for j in judgements]
-    invalid_rate = float(1 - np.mean(valid)) if judgements else math.nan
+    truths, pred_a, pred_b = (np.asarray(x, dtype=object) if not _numeric(x) else np.asarray(x)
+                              for x in (truths, pred_a, pred_b))
+    n = len(truths)
+    if not n == len(pred_a) == len(pred_b):
+        raise ValueError(f"paired_test needs one prediction of each method per user, got {n}, "
+                         f"{len(pred_a)}, {len(pred_b)}")
+    difference = fn(truths, pred_a) - fn(truths, pred_b) if n else math.nan
+    if n < 2:
+        return {"difference": difference, "ci": [difference, difference], "p_value": 1.0, "n": n}
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    diffs = np.array([fn(truths[r], pred_a[r]) - fn(truths[r], pred_b[r]) for r in indices], dtype=float)
+    tail = (1 - confidence) / 2 * 100
+    p_value = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return {"difference": float(difference), "ci": [float(v) for v in np.percentile(diffs, [tail, 100 - tail])],
+            "p_value": float(p_value), "n": n}
+
+
+def summarize(task_type: str, truths: Sequence, judgements: Sequence[Judgement], seed: int = 0,
+              n_resamples: int = 1000, rating_scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, Any]:
+    """Every metric of the task type with its 95% CI for one method on one split; ``truths[i]`` is
+    the label / true rating / target item id for ``judgements[i]``."""
+    if len(truths) != len(judgements):
+        raise ValueError(f"summarize got {len(truths)} truths for {len(judgements)} judgements")
+    row = score_predictions(task_type, truths, predictions(task_type, truths, judgements, rating_scale),
+                            seed, n_resamples)
+    row["invalid_rate"] = float(1 - np.mean([j.valid for j in judgements])) if judgements else math.nan
+    return row
+
+
+def score_predictions(task_type: str, truths: Sequence, preds: Sequence, seed: int = 0,
+                      n_resamples: int = 1000) -> dict[str, Any]:
+    """Metrics with CIs of per-user predictions already in metric form (see :func:`predictions`)."""
+    row: dict[str, Any] = {
+        name: {"value": fn(np.asarray(truths, dtype=object), np.asarray(preds, dtype=object if
+                                                                          task_type == "sentiment" else float)),
+               "ci": list(bootstrap_ci(fn, truths, preds, n_resamples=n_resamples, seed=seed))}
+        for name, fn in metric_functions(task_type, truths).items()
+    }
     if task_type == "sentiment":
-        predictions = [j.prediction if j.valid else INVALID for j in judgements]
-        metrics = _sentiment_metrics(labels, predictions, seed, n_resamples)
-    elif task_type == "ranking":
-        scores = [float(j.score) if j.valid else 0.0 for j in judgements]
-        hits = [float(bool(j.correct)) if j.valid else 0.0 for j in judgements]
-        metrics = {f"ndcg@{RANKING_K['ndcg']}": _mean_with_ci(scores, seed, n_resamples),
-                   f"hr@{RANKING_K['hr']}": _mean_with_ci(hits, seed, n_resamples)}
-    else:
-        raise ValueError(f"unknown task_type {task_type!r}; expected 'sentiment' or 'ranking'")
-    return {**metrics, "n": len(judgements), "invalid_rate": invalid_rate}
+        row["confusion"] = confusion(truths, preds, _classes(truths))
+    row["n"] = len(truths)
+    row["invalid_rate"] = 0.0
+    return row
 
 
-def baselines(task_type: str, test_labels: list[str], train_labels: list[str], num_candidates: int,
-              seed: int = 0, n_resamples: int = 1000) -> dict[str, dict[str, Any]]:
+def baselines(task_type: str, test_truths: Sequence, train_truths: Sequence, *, seed: int = 0,
+              n_resamples: int = 1000, num_candidates: int = 20, candidates: Sequence[Sequence] | None = None,
+              popularity: dict[str, int] | None = None,
+              rating_scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, dict[str, Any]]:
     """Reference rows for a results table, with the same metric keys as :func:`summarize`.
 
-    sentiment: ``random`` (uniform labels drawn with ``seed``) and ``majority`` (the most frequent
-    train label, ties broken in ``SENTIMENT_LABELS`` order, for every test user). ranking:
-    ``random`` = the exact expectation for a uniformly shuffled list of ``num_candidates`` items
-    (an exact value, so its interval is that value); no majority row.
+    - sentiment: ``random`` (uniform labels drawn with ``seed``) and ``majority`` (the most frequent
+      train label, ties broken in ``SENTIMENT_LABELS`` order, for every test user).
+    - rating: ``random`` (uniform over the scale's whole and half steps present in the train
+      ratings) and ``majority`` (the most frequent train rating; ties: the lower).
+    - ranking: ``random`` (the exact expectation over uniformly shuffled candidates; its interval
+      is that value) and, given ``candidates`` and ``popularity``, ``popularity`` (each user's
+      candidates ranked by how often they were rated in the windows, ties in candidate order).
     """
-    n = len(test_labels)
-    if task_type == "sentiment":
-        rng = np.random.default_rng(seed)
-        random_predictions = [str(label) for label in rng.choice(SENTIMENT_LABELS, size=n)]
-        if not train_labels:
+    n = len(test_truths)
+    rng = np.random.default_rng(seed)
+    if task_type in ("sentiment", "rating"):
+        if not train_truths:
             raise ValueError("the majority baseline needs train labels (the test labels would leak)")
-        counts = Counter(train_labels)
-        order = list(SENTIMENT_LABELS) + sorted(set(counts) - set(SENTIMENT_LABELS))
-        majority = max(order, key=lambda label: (counts.get(label, 0), -order.index(label)))
-        return {
-            "random": {**_sentiment_metrics(test_labels, random_predictions, seed, n_resamples),
-                       "n": n, "invalid_rate": 0.0},
-            "majority": {**_sentiment_metrics(test_labels, [majority] * n, seed, n_resamples),
-                         "n": n, "invalid_rate": 0.0},
-        }
+        counts = Counter(train_truths)
+        if task_type == "sentiment":
+            choices = list(SENTIMENT_LABELS)
+            order = choices + sorted(set(counts) - set(choices))
+            majority = max(order, key=lambda label: (counts.get(label, 0), -order.index(label)))
+            random_predictions = [str(label) for label in rng.choice(choices, size=n)]
+        else:
+            choices = sorted(set(float(r) for r in train_truths))
+            majority = max(sorted(counts), key=lambda r: counts[r])
+            random_predictions = [float(r) for r in rng.choice(choices, size=n)]
+        return {"random": score_predictions(task_type, test_truths, random_predictions, seed, n_resamples),
+                "majority": score_predictions(task_type, test_truths, [majority] * n, seed, n_resamples)}
     if task_type == "ranking":
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-        ndcg = sum(ndcg_at_k(r, RANKING_K["ndcg"]) for r in range(num_candidates)) / num_candidates
-        hr = sum(hit_at_k(r, RANKING_K["hr"]) for r in range(num_candidates)) / num_candidates
-        return {"random": {f"ndcg@{RANKING_K['ndcg']}": {"value": ndcg, "ci": [ndcg, ndcg]},
-                           f"hr@{RANKING_K['hr']}": {"value": hr, "ci": [hr, hr]},
-                           "n": n, "invalid_rate": 0.0}}
-    raise ValueError(f"unknown task_type {task_type!r}; expected 'sentiment' or 'ranking'")
+        rows = {"random": {}}
+        for name, fn in metric_functions("ranking", []).items():
+            value = float(np.mean([fn(None, [r]) for r in range(num_candidates)]))
+            rows["random"][name] = {"value": value, "ci": [value, value]}
+        rows["random"].update(n=n, invalid_rate=0.0)
+        if candidates is not None and popularity is not None:
+            ranks = [rank_of(sorted(c, key=lambda item: -popularity.get(item, 0)), truth)  # sort is stable
+                     for c, truth in zip(candidates, test_truths)]
+            rows["popularity"] = score_predictions("ranking", test_truths, ranks, seed, n_resamples)
+        return rows
+    raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
 
 
-def _sentiment_metrics(labels: Sequence[str], predictions: Sequence, seed: int,
-                       n_resamples: int) -> dict[str, dict[str, Any]]:
-    """Accuracy and macro F1 with CIs; F1 averages over the labels present in the truth, so every row
-    computed on the same test users averages over the same classes."""
-    present = set(labels)
-    classes = [label for label in SENTIMENT_LABELS if label in present] + sorted(present - set(SENTIMENT_LABELS))
-
-    def f1(y_true, y_pred):
-        return macro_f1(y_true, y_pred, classes)
-
-    return {
-        name: {"value": fn(labels, predictions),
-               "ci": list(bootstrap_ci(fn, labels, predictions, n_resamples=n_resamples, seed=seed))}
-        for name, fn in (("accuracy", accuracy), ("macro_f1", f1))
-    }
+def _classes(truths: Sequence) -> list:
+    present = set(truths)
+    return [label for label in SENTIMENT_LABELS if label in present] + sorted(present - set(SENTIMENT_LABELS))
 
 
-def _mean_with_ci(values: Sequence[float], seed: int, n_resamples: int) -> dict[str, Any]:
-    value = float(np.mean(values)) if len(values) else math.nan
-    return {"value": value, "ci": list(bootstrap_ci(np.mean, values, n_resamples=n_resamples, seed=seed))}
+def _numeric(values: Sequence) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values)

@@ -6,17 +6,25 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score, mean_absolute_error, mean_squared_error
 
 from lettingo.metrics import (
     INVALID,
+    UNRANKED,
     accuracy,
     baselines,
     bootstrap_ci,
+    confusion,
     hit_at_k,
     macro_f1,
+    mae,
+    metric_functions,
     ndcg_at_k,
+    paired_test,
+    rank_of,
+    rmse,
     summarize,
+    weighted_f1,
 )
 from lettingo.types import SENTIMENT_LABELS, Judgement
 
@@ -78,6 +86,34 @@ def test_bootstrap_ci_is_degenerate_for_constant_input_and_rejects_ragged_arrays
         bootstrap_ci(accuracy, [1, 2], [1])
 
 
+def test_weighted_f1_and_confusion_match_scikit_learn():
+    rng = np.random.default_rng(2)
+    y_true = rng.choice(LABELS, 300, p=[0.6, 0.3, 0.1])
+    y_pred = rng.choice(LABELS + [INVALID], 300, p=[0.4, 0.2, 0.3, 0.1])
+    expected = f1_score(y_true, y_pred, labels=LABELS, average="weighted", zero_division=0)
+    assert weighted_f1(y_true, y_pred, LABELS) == pytest.approx(expected)
+    assert weighted_f1(y_true, y_pred, LABELS) != pytest.approx(macro_f1(y_true, y_pred, LABELS))
+    matrix = confusion(y_true, y_pred, LABELS)
+    assert matrix["columns"] == LABELS + [INVALID] and matrix["rows"] == LABELS
+    expected_counts = confusion_matrix(y_true, y_pred, labels=LABELS + [INVALID])[:3]
+    assert matrix["counts"] == expected_counts.tolist()
+
+
+def test_rating_and_ranking_metrics_by_hand():
+    truth, pred = [5, 3, 1, 4], [4.0, 3.0, 3.0, 4.5]
+    assert mae(truth, pred) == pytest.approx((1 + 0 + 2 + 0.5) / 4) == mean_absolute_error(truth, pred)
+    assert rmse(truth, pred) == pytest.approx(math.sqrt((1 + 0 + 4 + 0.25) / 4))
+    assert rmse(truth, pred) == pytest.approx(math.sqrt(mean_squared_error(truth, pred)))
+    assert metric_functions("rating", truth)["accuracy"](truth, pred) == 0.25  # only 3 -> 3; 4.5 rounds to 5
+    ranks = [0, 2, 9, UNRANKED]
+    fns = metric_functions("ranking", [])
+    assert set(fns) == {"ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "hr@1", "hr@5", "hr@10", "mrr"}
+    assert fns["ndcg@10"](None, ranks) == pytest.approx((1 + 0.5 + 1 / math.log2(11)) / 4)
+    assert fns["ndcg@1"](None, ranks) == 0.25 and fns["hr@5"](None, ranks) == 0.5 and fns["hr@10"](None, ranks) == 0.75
+    assert fns["mrr"](None, ranks) == pytest.approx((1 + 1 / 3 + 1 / 10) / 4)
+    assert rank_of(["a", "b", "c"], "c") == 2 and rank_of(["a"], "z") == UNRANKED and rank_of(None, "a") == UNRANKED
+
+
 def test_summarize_sentiment_counts_invalid_outputs_as_wrong():
     labels = ["like", "like", "dislike", "neutral"]
     judgements = [
@@ -91,57 +127,95 @@ def test_summarize_sentiment_counts_invalid_outputs_as_wrong():
     assert result["accuracy"]["value"] == 0.5
     # like: TP 1, 2 true + 2 predicted -> 0.5; dislike: 1.0; neutral: 0
     assert result["macro_f1"]["value"] == pytest.approx(0.5)
+    assert result["weighted_f1"]["value"] == pytest.approx((2 * 0.5 + 1.0 + 0) / 4)
+    assert result["confusion"]["counts"] == [[1, 0, 0, 1], [1, 0, 0, 0], [0, 0, 1, 0]]  # like, neutral, dislike
     low, high = result["accuracy"]["ci"]
     assert low <= 0.5 <= high
 
 
-def test_summarize_ranking_means_scores_and_hits():
-    labels = ["a", "b", "c", "d"]
+def test_summarize_ranking_reads_ranks_from_the_ranked_lists():
+    targets = ["a", "b", "c", "d"]
     judgements = [
-        judgement(["a"], correct=True, score=1.0),
-        judgement(["x", "y", "b"], correct=True, score=0.5),
-        judgement(["x"], correct=False, score=0.0),
-        judgement(None, correct=True, score=0.9, valid=False),  # invalid: scores 0 whatever it claims
+        judgement(["a", "x"]),
+        judgement(["x", "y", "b"]),
+        judgement(["x"]),  # target not ranked
+        judgement(["d"], valid=False),  # invalid: not ranked whatever it claims
     ]
-    result = summarize("ranking", labels, judgements)
-    assert set(result) == {"ndcg@10", "hr@5", "n", "invalid_rate"}
+    result = summarize("ranking", targets, judgements)
+    assert set(result) == {"ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "hr@1", "hr@5", "hr@10", "mrr", "n",
+                           "invalid_rate"}
     assert result["ndcg@10"]["value"] == pytest.approx(1.5 / 4)
-    assert result["hr@5"]["value"] == 0.5 and result["invalid_rate"] == 0.25
-    with pytest.raises(ValueError, match="3 labels for 4 judgements"):
-        summarize("ranking", labels[:3], judgements)
+    assert result["hr@5"]["value"] == 0.5 and result["invalid_rate"] == 0.25 and result["mrr"]["value"] == pytest.approx(
+        (1 + 1 / 3) / 4)
+    with pytest.raises(ValueError, match="3 truths for 4 judgements"):
+        summarize("ranking", targets[:3], judgements)
     with pytest.raises(ValueError, match="unknown task_type"):
-        summarize("rating", labels, judgements)
+        summarize("regression", targets, judgements)
 
 
-def test_random_ranking_baseline_is_the_exact_expectation():
+def test_summarize_rating_scores_invalid_answers_as_the_middle_of_the_scale():
+    result = summarize("rating", [5.0, 1.0], [judgement(4.0), judgement(2.0, valid=False)], rating_scale=(1, 5))
+    assert result["mae"]["value"] == pytest.approx((1 + 2) / 2) and result["invalid_rate"] == 0.5
+
+
+def test_random_and_popularity_ranking_baselines():
     row = baselines("ranking", ["x"] * 7, [], num_candidates=20)["random"]
     assert row["hr@5"] == {"value": 0.25, "ci": [0.25, 0.25]}
     expected_ndcg = sum(1 / math.log2(r + 2) for r in range(10)) / 20
     assert row["ndcg@10"]["value"] == pytest.approx(expected_ndcg)
+    assert row["mrr"]["value"] == pytest.approx(sum(1 / (r + 1) for r in range(20)) / 20)
     assert baselines("ranking", ["x"], [], num_candidates=3)["random"]["hr@5"]["value"] == 1.0
-    assert set(baselines("ranking", ["x"], [], 20)) == {"random"}
+    assert set(baselines("ranking", ["x"], [], num_candidates=20)) == {"random"}
+    rows = baselines("ranking", ["b", "c"], [], num_candidates=3, candidates=[["a", "b", "c"], ["c", "a", "b"]],
+                     popularity={"b": 9, "a": 2})
+    assert rows["popularity"]["hr@1"]["value"] == 0.5  # b first for user 1; user 2: a, then c and b tie at 0
+    assert rows["popularity"]["mrr"]["value"] == pytest.approx((1 + 1 / 3) / 2)
 
 
 def test_sentiment_baselines_random_and_majority():
     test_labels = ["like"] * 50 + ["neutral"] * 30 + ["dislike"] * 20
     train_labels = ["dislike"] * 5 + ["neutral"] * 9 + ["like"] * 9  # tie: like wins (label order)
-    rows = baselines("sentiment", test_labels, train_labels, num_candidates=20, seed=0)
+    rows = baselines("sentiment", test_labels, train_labels, seed=0)
     assert rows["majority"]["accuracy"]["value"] == 0.5
     assert rows["majority"]["macro_f1"]["value"] == pytest.approx((2 * 50 / 150) / 3)
     assert 0.2 < rows["random"]["accuracy"]["value"] < 0.47
-    assert rows == baselines("sentiment", test_labels, train_labels, num_candidates=20, seed=0)
+    assert rows == baselines("sentiment", test_labels, train_labels, seed=0)
     judged = summarize("sentiment", test_labels, [judgement("like")] * 100)
     assert set(rows["random"]) == set(rows["majority"]) == set(judged)
     assert rows["majority"]["accuracy"] == judged["accuracy"]
     with pytest.raises(ValueError, match="train labels"):
-        baselines("sentiment", test_labels, [], num_candidates=20)
+        baselines("sentiment", test_labels, [])
+
+
+def test_rating_baselines_random_and_majority():
+    rows = baselines("rating", [4.0, 4.0, 2.0], [4.0, 4.0, 3.0, 5.0], seed=1)
+    assert rows["majority"]["mae"]["value"] == pytest.approx(2 / 3) and rows["majority"]["accuracy"]["value"] == 2 / 3
+    assert set(rows["random"]) == {"mae", "rmse", "accuracy", "n", "invalid_rate"}
+
+
+def test_paired_test_gives_p_one_for_identical_methods_and_small_p_for_a_clearly_better_one():
+    rng = np.random.default_rng(0)
+    truth = list(rng.choice(LABELS, 200))
+    good = [t if rng.random() < 0.8 else "neutral" for t in truth]
+    bad = [t if rng.random() < 0.4 else "dislike" for t in truth]
+    same = paired_test(accuracy, truth, good, good)
+    assert same["p_value"] == 1.0 and same["difference"] == 0.0 and same["ci"] == [0.0, 0.0]
+    better = paired_test(accuracy, truth, good, bad, n_resamples=500)
+    assert better["difference"] == pytest.approx(accuracy(truth, good) - accuracy(truth, bad))
+    assert better["p_value"] < 0.01 and better["ci"][0] > 0
+    reverse = paired_test(accuracy, truth, bad, good, n_resamples=500)
+    assert reverse["p_value"] == better["p_value"] and reverse["ci"][1] < 0
+    close = paired_test(accuracy, truth, good, good[:199] + [INVALID])
+    assert close["p_value"] > 0.3  # one user apart: no evidence either way
+    with pytest.raises(ValueError, match="one prediction of each method per user"):
+        paired_test(accuracy, truth, good, bad[:10])
 
 
 def test_resample_count_is_configurable_and_changes_only_the_interval():
     rng = np.random.default_rng(5)
-    judgements = [judgement(None, correct=bool(c), score=float(s), valid=True)
-                  for c, s in zip(rng.random(80) < 0.4, rng.random(80))]
-    few = summarize("ranking", ["x"] * 80, judgements, n_resamples=50)
-    many = summarize("ranking", ["x"] * 80, judgements)
+    ranked = [["x"] * int(k) + ["t"] for k in rng.integers(0, 15, 80)]
+    judgements = [judgement(r) for r in ranked]
+    few = summarize("ranking", ["t"] * 80, judgements, n_resamples=50)
+    many = summarize("ranking", ["t"] * 80, judgements)
     assert few["ndcg@10"]["value"] == many["ndcg@10"]["value"]
     assert few["ndcg@10"]["ci"] != many["ndcg@10"]["ci"]
