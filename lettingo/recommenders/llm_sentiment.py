@@ -1,8 +1,13 @@
 """The paper's judge: a frozen LLM reads profile + recent history + target, answers like/neutral/dislike.
 
-The answer is read as the probability of each label as the assistant's whole reply (not parsed from
-free text), so every output is valid and the probability of the true label is a graded score that
-pair selectors can use as a margin.
+With ``answer: logprobs`` (the default) the answer is read as the probability of each label as the
+assistant's whole reply (not parsed from free text), so every output is valid and the probability of
+the true label is a graded score that pair selectors can use as a margin.
+
+With ``answer: text`` (backends without log-probabilities) the judge generates a short greedy reply
+and parses it (``lettingo.recommenders.answers.parse_label``); score is 1 when the parsed label is
+right and 0 otherwise, and an unparseable reply is a judgement with ``valid=False`` and the raw text
+kept. ``answer: auto`` is ``logprobs`` unless the backend says ``supports_logprobs = False``.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import json
 import math
 from typing import Any, Sequence
 
+from lettingo.llm import Generation, SamplingParams, failed
 from lettingo.prompts.history import format_interactions, item_text, sentiment_thresholds
 from lettingo.recommenders import check_aligned, profile_id_for
+from lettingo.recommenders.answers import parse_label
 from lettingo.types import SENTIMENT_LABELS, Judgement, Profile, UserTask
+
+ANSWER_MODES = ("logprobs", "text", "auto")
 
 QUESTION = (
     "Will this user like, be neutral about, or dislike the candidate item? "
@@ -32,30 +41,81 @@ def normalise(logprobs: dict[str, float], labels: Sequence[str]) -> dict[str, fl
     return {label: w / total for label, w in zip(labels, weights)}
 
 
+def check_judge_settings(name: str, batch_size: int, answer: str, max_new_tokens: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"recommender {name!r}: batch_size must be at least 1, got {batch_size}")
+    if answer not in ANSWER_MODES:
+        raise ValueError(f"recommender {name!r}: answer must be one of {', '.join(ANSWER_MODES)}, got {answer!r}")
+    if max_new_tokens < 1:
+        raise ValueError(f"recommender {name!r}: max_new_tokens must be at least 1, got {max_new_tokens}")
+
+
+def require_llm(cfg: Any) -> None:
+    if cfg.get("llm") is None:
+        raise ValueError(
+            f"recommender {cfg.name!r} needs an `llm` config node (conf/recommender/{cfg.name}.yaml "
+            "sets `llm: ${llm}`, the generator's model); set recommender.llm to an llm option"
+        )
+
+
+def resolve_answer_mode(answer: str, llm: Any) -> str:
+    """``auto`` is ``logprobs`` unless the engine (or the backend a cache wraps) has
+    ``supports_logprobs = False``; ``logprobs`` and ``text`` are themselves."""
+    if answer != "auto":
+        return answer
+    for engine in (llm, getattr(llm, "backend", None)):
+        if engine is not None and getattr(engine, "supports_logprobs", True) is False:
+            return "text"
+    return "logprobs"
+
+
+def answer_seed(task_id: str) -> int:
+    """The per-task seed of a free-text answer: the same in every process and batch."""
+    from lettingo.data.protocol import derive_seed  # pandas-backed module: loaded on first use only
+
+    return derive_seed(0, task_id)
+
+
+def generate_answers(llm: Any, prompts: list, task_ids: list[str], max_new_tokens: int,
+                     batch_size: int) -> list[Generation]:
+    """One greedy reply per prompt, ``batch_size`` prompts a call."""
+    params = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, n=1)
+    seeds = [answer_seed(task_id) for task_id in task_ids]
+    replies: list[Generation] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = llm.generate(prompts[start : start + batch_size], params, seeds[start : start + batch_size])
+        replies.extend(generations[0] for generations in batch)
+    return replies
+
+
+def failed_judgement(task: UserTask, profile: Profile | None, recommender: str, generation: Generation) -> Judgement:
+    """A request that failed for good: ``error`` set, so the run judges it again on rerun."""
+    return Judgement(profile_id_for(task, profile), task.task_id, recommender, None, False, 0.0, False,
+                     generation.text, error=f"the LLM request for the answer failed: {generation.usage['error']}")
+
+
 class LLMSentimentRecommender:
     task_type = "sentiment"
     labels = SENTIMENT_LABELS
 
     def __init__(self, ctx: Any, llm_cfg: Any, name: str = "llm_sentiment", batch_size: int = 8,
-                 system: str | None = None):
-        if batch_size < 1:
-            raise ValueError(f"recommender {name!r}: batch_size must be at least 1, got {batch_size}")
+                 system: str | None = None, answer: str = "logprobs", max_new_tokens: int = 8):
+        check_judge_settings(name, batch_size, answer, max_new_tokens)
         self.ctx = ctx
         self.llm_cfg = llm_cfg
         self.name = name
         self.batch_size = batch_size
         self.system = system
+        self.answer = answer
+        self.max_new_tokens = max_new_tokens
         self.like_min, self.dislike_max = sentiment_thresholds(ctx.cfg)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMSentimentRecommender":
-        if cfg.get("llm") is None:
-            raise ValueError(
-                f"recommender {cfg.name!r} needs an `llm` config node (conf/recommender/{cfg.name}.yaml "
-                "sets `llm: ${llm}`, the generator's model); set recommender.llm to an llm option"
-            )
+        require_llm(cfg)
         return cls(ctx, cfg.llm, name=cfg.name, batch_size=int(cfg.get("batch_size", 8)),
-                   system=cfg.get("system"))
+                   system=cfg.get("system"), answer=str(cfg.get("answer", "logprobs")),
+                   max_new_tokens=int(cfg.get("max_new_tokens", 8)))
 
     @property
     def llm(self):
@@ -84,6 +144,9 @@ class LLMSentimentRecommender:
         check_aligned(self.name, tasks, profiles)
         prompts = [self.messages(t, p) for t, p in zip(tasks, profiles)]
         llm, logprobs = self.llm, []
+        if resolve_answer_mode(self.answer, llm) == "text":
+            replies = generate_answers(llm, prompts, [t.task_id for t in tasks], self.max_new_tokens, self.batch_size)
+            return [self._text_judgement(t, p, r) for t, p, r in zip(tasks, profiles, replies)]
         for start in range(0, len(prompts), self.batch_size):
             logprobs.extend(llm.label_logprobs(prompts[start : start + self.batch_size], list(self.labels)))
         return [self._judgement(t, p, lp) for t, p, lp in zip(tasks, profiles, logprobs)]
@@ -112,4 +175,20 @@ class LLMSentimentRecommender:
             score=probs.get(task.label, 0.0),
             valid=True,
             raw_output=json.dumps(probs),
+        )
+
+    def _text_judgement(self, task: UserTask, profile: Profile | None, reply: Generation) -> Judgement:
+        if failed(reply):
+            return failed_judgement(task, profile, self.name, reply)
+        prediction = parse_label(reply.text, self.labels)
+        correct = prediction is not None and prediction == task.label
+        return Judgement(
+            profile_id=profile_id_for(task, profile),
+            task_id=task.task_id,
+            recommender=self.name,
+            prediction=prediction,
+            correct=correct,
+            score=1.0 if correct else 0.0,
+            valid=prediction is not None,  # unparseable: counted invalid by the metrics, never dropped
+            raw_output=reply.text,
         )
