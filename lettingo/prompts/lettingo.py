@@ -56,14 +56,17 @@ class LettinGoPrompt:
             review_chars=cfg.get("review_chars", 0),
         )
 
-    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
+    def history(self, task: UserTask, items: Mapping[str, Item]) -> str:
+        """The profile window as numbered lines, oldest first; every profile prompt shows it this way."""
         window = sorted(task.profile_window, key=lambda i: i.timestamp)  # stable: ties keep their order
         if self.max_items is not None:
             window = window[-self.max_items :]
-        history = format_interactions(
+        return format_interactions(
             window, items, self.like_min, self.dislike_max, where=f"profile window of task {task.task_id}",
             review_chars=self.review_chars,
         )
+
+    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        messages.append({"role": "user", "content": INSTRUCTION.format(history=history)})
+        messages.append({"role": "user", "content": INSTRUCTION.format(history=self.history(task, items))})
         return messages
