@@ -52,10 +52,17 @@ def test_every_option_composes_and_names_its_component(group, installed_plugins)
             assert Context(cfg, cache=None).build(group, cfg[group]) is not None
 
 
-@pytest.mark.parametrize("experiment", ["quickstart", "paper_sentiment"])
+EXPERIMENT_RECOMMENDERS = {"quickstart": "embedding_ranker", "paper_sentiment": "llm_sentiment",
+                           "rating": "llm_rating", "llmrank": "llm_ranker"}
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENT_RECOMMENDERS))
 def test_experiments_compose(experiment, installed_plugins):
     cfg = api.compose([f"experiment={experiment}"])
-    assert cfg.recommender.name == {"quickstart": "embedding_ranker", "paper_sentiment": "llm_sentiment"}[experiment]
+    assert cfg.recommender.name == EXPERIMENT_RECOMMENDERS[experiment]
+    assert group_options("experiment") == set(EXPERIMENT_RECOMMENDERS)
+    for entry in cfg.test.baseline_prompts:  # every baseline row names a registered prompt
+        assert entry in plugins.components("prompt")
 
 
 def _cli(args, tmp_path, timeout=600):

@@ -52,7 +52,8 @@ def finished_run(tmp_path_factory, tiny_model):
     run_dir = tmp_path_factory.mktemp("run")
     cache = tmp_path_factory.mktemp("cache") / "calls.sqlite"
     try:
-        cfg = api.compose(tiny_overrides(tiny_model) + [f"cache.path={cache}"])
+        cfg = api.compose(tiny_overrides(tiny_model) + [f"cache.path={cache}",
+                                                         "test.baseline_prompts=[raw_history,palr]"])
         results = api.run(cfg, run_dir)
     finally:
         plugins.unregister_plugin("recorder")
@@ -72,17 +73,29 @@ def test_whole_pipeline_writes_every_artifact(finished_run):
     assert sum(t["split"] == "train" for t in tasks) == 10 and sum(t["split"] == "test" for t in tasks) == 10
     assert len(read_jsonl(run_dir / "profiles.jsonl")) == 10 * 2
     assert len(read_jsonl(run_dir / "judgements.jsonl")) == 10 * 2
-    # test users: base + aligned profiles, each judged, plus the no-profile row
-    assert len(read_jsonl(run_dir / "test_profiles.jsonl")) == 10 * 2
-    assert len(read_jsonl(run_dir / "test_judgements.jsonl")) == 10 * 3
+    # test users: base + aligned profiles and the two baseline prompts', each judged, plus the no-profile row
+    test_profiles = read_jsonl(run_dir / "test_profiles.jsonl")
+    assert len(test_profiles) == 10 * 4
+    assert len(read_jsonl(run_dir / "test_judgements.jsonl")) == 10 * 5
+    raw = [p for p in test_profiles if p["prompt_style"] == "raw_history"]
+    assert all(p["text"].startswith("The user's earlier items") and p["model"] == "none" for p in raw)
     methods = results["methods"]
-    assert {"10H (no profile)", "base profiles", "LettinGo (aligned)", "random (baseline)"} <= set(methods)
+    assert {"10H (no profile)", "base profiles", "LettinGo (aligned)", "random (baseline)", "popularity (baseline)",
+            "raw_history (the profile window as text)", "palr profiles (base model)"} <= set(methods)
     for row in methods.values():
         low, high = row["ndcg@10"]["ci"]
         assert 0 <= low <= row["ndcg@10"]["value"] <= high <= 1
+        assert {"ndcg@1", "ndcg@20", "hr@10", "mrr"} <= set(row)
+    pairs = {(t["a"], t["b"], t["metric"]) for t in results["paired_tests"]}
+    assert ("LettinGo (aligned)", "base profiles", "ndcg@10") in pairs
+    assert ("LettinGo (aligned)", "palr profiles (base model)", "mrr") in pairs
+    assert all(0 <= t["p_value"] <= 1 and t["n"] == 10 for t in results["paired_tests"])
+    assert results["profile_stats"]["explore"]["base"]["profiles"] == 20
+    assert results["profile_stats"]["explore"]["base"]["sample_diversity"] >= 0
     report = (run_dir / "report.md").read_text()
     assert "| method |" in report and "LettinGo (aligned)" in report and "## Example users" in report
-    assert "reward margin" in report
+    assert "reward margin" in report and "## Is one method better than another?" in report
+    assert "## Profiles" in report and "| explore: base | 20 |" in report
 
 
 def test_lifecycle_hooks_see_every_stage(finished_run):

@@ -64,7 +64,8 @@ def test_in_process_plugin_is_listed_and_selectable_by_config(shout_plugin, inst
 
 def test_builtins_register_through_the_same_hooks():
     rows = {r["name"]: r for r in plugins.describe()}
-    assert rows["lettingo.builtins.recommenders"]["components"]["recommender"] == ["embedding_ranker", "llm_sentiment"]
+    assert rows["lettingo.builtins.recommenders"]["components"]["recommender"] == [
+        "embedding_ranker", "llm_ranker", "llm_rating", "llm_sentiment"]
     assert rows["lettingo.builtins.datasets"]["distribution"] == "lettingo"
 
 
@@ -74,6 +75,7 @@ def test_entry_point_plugins_report_distribution_and_version(installed_plugins):
     assert rows["transformers"]["components"] == {"llm": ["transformers"]}
     assert rows["trl"]["components"] == {"aligner": ["dpo"]}
     assert rows["trl"]["version"]
+    assert rows["implicit"]["components"] == {"recommender": ["implicit_rerank"]}
 
 
 def test_unknown_hook_name_fails_loudly():

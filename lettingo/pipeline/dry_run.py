@@ -58,8 +58,15 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
     for suffix in ("", "+adapter"):  # the base and the aligned generator
         add("test", cfg.llm, len(test), sum(profile_tokens[t.task_id] for t in test),
             len(test) * test_params.n * test_params.max_new_tokens, suffix)
+    baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e)
+                 for e in cfg.test.get("baseline_prompts") or []]
+    for baseline_cfg in baselines:
+        baseline = ctx.build("prompt", baseline_cfg)
+        if getattr(baseline, "needs_llm", True):
+            add("test", cfg.llm, len(test), sum(tokens(baseline.messages(t, ctx.items)) for t in test),
+                len(test) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
-        judged = 2 * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
+        judged = (2 + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
         judge = _judge_tokens(recommender, test, cfg.test.max_new_tokens)
         add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged * JUDGE_ANSWER_TOKENS)
     return rows

@@ -77,16 +77,24 @@ def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
 
 
 def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: SamplingParams,
-                   per_call: int, out: JsonlAppender, description: str, failures: FailureBudget) -> int:
+                   per_call: int, out: JsonlAppender, description: str, failures: FailureBudget,
+                   prompt_cfg=None) -> int:
     """Profiles for every task not yet complete in ``out``; a task's samples are written together,
-    and not at all when its request failed (a rerun asks again)."""
-    prompt = ctx.build("prompt", ctx.cfg.prompt)
-    style = ctx.cfg.prompt.name
+    and not at all when its request failed (a rerun asks again). ``prompt_cfg`` defaults to the
+    run's prompt; a prompt with ``needs_llm = False`` (``raw_history``) writes its profile itself."""
+    prompt_cfg = prompt_cfg or ctx.cfg.prompt
+    prompt = ctx.build("prompt", prompt_cfg)
+    style = prompt_cfg.name
 
     def complete(task):
         return all(f"{task.task_id}/{generator}/{style}/{i}" in out for i in range(params.n))
 
     todo = [t for t in tasks if not complete(t)]
+    if not getattr(prompt, "needs_llm", True):  # no model: the same text for every sample
+        out.append(Profile(t.task_id, generator, style, i, prompt.profile_text(t, ctx.items),
+                           prompt.messages(t, ctx.items), {}, "none").to_dict()
+                   for t in todo for i in range(params.n))
+        return len(todo)
     model = model_label(llm.identity())
     with progress(description, total=len(tasks), done=len(tasks) - len(todo)) as advance:
         for start in range(0, len(todo), per_call):

@@ -2,43 +2,178 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
+
+from omegaconf import OmegaConf
 
 from lettingo import ledger, metrics
+from lettingo import profile_stats as stats
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.types import Judgement, Profile
 
-METHOD_NAMES = {"none": "10H (no profile)", "base": "base profiles", "aligned": "LettinGo (aligned)"}
+METHOD_NAMES = {"none": "10H (no profile)", "base": "base profiles", "aligned": "LettinGo (aligned)",
+                "raw_history": "raw_history (the profile window as text)"}
 
 
-def method_of(profile_id: str) -> str:
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, f"{method} profiles (base model)")
+
+
+def method_of(profile_id: str, main_style: str) -> str:
+    """none | base | aligned, or the baseline prompt's name for ``test.baseline_prompts`` profiles."""
     parts = profile_id.split("/")
-    return "none" if parts[-1] == "none" else parts[1]
+    if parts[-1] == "none":
+        return "none"
+    generator, style = parts[-3], parts[-2]
+    return generator if style == main_style else style
+
+
+TRUTH = {"sentiment": lambda t: t.label, "rating": lambda t: t.target.rating, "ranking": lambda t: t.target.item_id}
+PAIRED = {"sentiment": ("accuracy", "macro_f1"), "rating": ("mae", "rmse"), "ranking": ("ndcg@10", "hr@5", "mrr")}
+COMPARISONS = (("aligned", "base"), ("aligned", "none"), ("base", "none"))
 
 
 def compute_results(ctx, store) -> dict:
+    """Every metric with its interval for each method and baseline, and paired tests between methods."""
     tasks = load_tasks(store)
-    task_type = ctx.build("recommender", ctx.cfg.recommender).task_type  # builds load no model
+    recommender = ctx.build("recommender", ctx.cfg.recommender)  # building loads no model
+    task_type = recommender.task_type
     seed = int(ctx.cfg.seed)
     n_boot = int(ctx.cfg.report.bootstrap_resamples)
+    scale = tuple(OmegaConf.select(ctx.cfg, "dataset.rating_scale", default=None) or (1.0, 5.0))
+    truth = TRUTH[task_type]
     by_method: dict[str, list[Judgement]] = defaultdict(list)
     for row in read_jsonl(store.path("test_judgements.jsonl")):
         j = Judgement.from_dict(row)
-        by_method[method_of(j.profile_id)].append(j)
+        by_method[method_of(j.profile_id, ctx.cfg.prompt.name)].append(j)
     rows = {}
-    for method in ["none", "base", "aligned"]:
+    order = ["none", *sorted(set(by_method) - {"none", "base", "aligned"}), "base", "aligned"]
+    for method in order:
         if by_method.get(method):
             js = by_method[method]
-            rows[METHOD_NAMES[method]] = metrics.summarize(
-                task_type, [tasks[j.task_id].label for j in js], js, seed=seed, n_resamples=n_boot)
-    test_labels = [t.label for t in tasks.values() if t.split == "test"]
-    train_labels = [t.label for t in tasks.values() if t.split == "train"]
-    num_candidates = int(ctx.cfg.protocol.num_candidates)
-    for name, row in metrics.baselines(task_type, test_labels, train_labels, num_candidates, seed=seed).items():
+            rows[method_name(method)] = metrics.summarize(
+                task_type, [truth(tasks[j.task_id]) for j in js], js, seed=seed, n_resamples=n_boot, rating_scale=scale)
+    test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: t.task_id)
+    train = [t for t in tasks.values() if t.split == "train"]
+    # Popularity from the windows only: every window rating precedes its user's target.
+    popularity = Counter(i.item_id for t in tasks.values() for i in t.profile_window + t.recent_window)
+    for name, row in metrics.baselines(
+            task_type, [truth(t) for t in test], [truth(t) for t in train], seed=seed, n_resamples=n_boot,
+            num_candidates=int(ctx.cfg.protocol.num_candidates), candidates=[t.candidates for t in test],
+            popularity=popularity, rating_scale=scale).items():
         rows[f"{name} (baseline)"] = row
-    return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "methods": rows}
+    # A recommender may summarise its own judgements (llm_ranker: position bias), per method.
+    summarize_own = getattr(recommender, "judgement_summary", None)
+    diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
+    return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "methods": rows,
+            "paired_tests": paired_tests(task_type, tasks, by_method, seed, n_boot, scale),
+            "recommender_diagnostics": diagnostics}
+
+
+def paired_tests(task_type, tasks, by_method, seed, n_boot, scale) -> list[dict]:
+    """Method A against method B on the users both were judged on (each user's first judgement)."""
+    firsts = {method: {} for method in by_method}
+    for method, js in by_method.items():
+        for j in sorted(js, key=lambda j: j.profile_id):
+            firsts[method].setdefault(j.task_id, j)
+    out = []
+    baselines = sorted(set(firsts) - {"none", "base", "aligned"})
+    for a, b in [*COMPARISONS, *(("aligned", style) for style in baselines)]:
+        if a not in firsts or b not in firsts:
+            continue
+        users = sorted(set(firsts[a]) & set(firsts[b]))
+        truths = [TRUTH[task_type](tasks[u]) for u in users]
+        fns = metrics.metric_functions(task_type, truths)
+        pred_a = metrics.predictions(task_type, truths, [firsts[a][u] for u in users], scale)
+        pred_b = metrics.predictions(task_type, truths, [firsts[b][u] for u in users], scale)
+        for metric in PAIRED[task_type]:
+            test = metrics.paired_test(fns[metric], truths, pred_a, pred_b, n_resamples=n_boot, seed=seed)
+            out.append({"a": method_name(a), "b": method_name(b), "metric": metric, **test})
+    return out
+
+
+def profile_statistics(ctx, store) -> dict:
+    """Profile statistics of the test methods and of each explore generator (with sample diversity)."""
+    tasks, items = load_tasks(store), load_items(ctx, store)
+    main_style = ctx.cfg.prompt.name
+    test_groups, explore_groups = defaultdict(list), defaultdict(list)
+    for row in read_jsonl(store.path("test_profiles.jsonl")):
+        p = Profile.from_dict(row)
+        test_groups[method_name(method_of(p.profile_id, main_style))].append(p)
+    for row in read_jsonl(store.path("profiles.jsonl")):
+        p = Profile.from_dict(row)
+        explore_groups[p.generator].append(p)
+    model = ctx.cfg.report.get("embedding_model")
+    embed = _embedder(str(model)) if model else None
+    return {"test": stats.profile_statistics(test_groups, tasks, items),
+            "explore": stats.profile_statistics(explore_groups, tasks, items, embed)}
+
+
+@functools.lru_cache(maxsize=2)
+def _embedder(model: str):
+    from lettingo.recommenders.embedding_ranker import EmbeddingRanker
+
+    return EmbeddingRanker(ctx=None, model=model).embed
+
+
+def profiles_section(profile_stats: dict) -> list[str]:
+    lines = ["## Profiles", "",
+             "Length in the generator's tokens; distinct-1/2: distinct n-grams over all n-grams; title "
+             "overlap: share of the profile window's item titles a profile mentions; sample diversity: "
+             "mean pairwise cosine distance between one user's explored profiles (sentence embeddings).", "",
+             "| profiles | n | tokens (mean) | distinct-1 | distinct-2 | title overlap | sample diversity |",
+             "|---|---|---|---|---|---|---|"]
+    for where, groups in (("test", profile_stats["test"]), ("explore", profile_stats["explore"])):
+        for name, row in groups.items():
+            cells = [row["tokens_mean"], row["distinct_1"], row["distinct_2"], row["title_overlap"],
+                     row.get("sample_diversity", float("nan"))]
+            lines.append(f"| {where}: {name} | {row['profiles']} | " + " | ".join(
+                "" if c != c else f"{c:.3f}" if i else f"{c:.1f}" for i, c in enumerate(cells)) + " |")
+    return lines + [""]
+
+
+def paired_section(tests: list[dict], n_boot: int) -> list[str]:
+    if not tests:
+        return []
+    lines = ["## Is one method better than another?", "",
+             "Paired bootstrap over the same test users (each user's first judgement of each method): "
+             "the difference A − B with its 95% interval and a two-sided p-value.", "",
+             "| A | B | metric | A − B | 95% CI | p | better |", "|---|---|---|---|---|---|---|"]
+    for t in tests:
+        p = f"< {1 / n_boot:.3g}" if t["p_value"] == 0 else f"{t['p_value']:.3g}"
+        sign = -1 if t["metric"] in metrics.LOWER_IS_BETTER else 1
+        better = "A" if t["p_value"] < 0.05 and sign * t["difference"] > 0 else (
+            "B" if t["p_value"] < 0.05 and sign * t["difference"] < 0 else "no evidence")
+        lines.append(f"| {t['a']} | {t['b']} | {t['metric']} | {t['difference']:+.3f} | "
+                     f"[{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}] | {p} | {better} |")
+    return lines + [""]
+
+
+def diagnostics_section(diagnostics: dict) -> list[str]:
+    if not diagnostics:
+        return []
+    return ["## Recommender diagnostics", "", "What the recommender reports about its own judgements "
+            "(for `llm_ranker`: `share_first` is how often a ranking pass put the first presented "
+            "candidate on top, against `expected_first` = 1 / candidates for an unbiased ranker).", "",
+            "```json", json.dumps(diagnostics, indent=2), "```", ""]
+
+
+def confusion_section(results: dict) -> list[str]:
+    lines = []
+    for method, row in results["methods"].items():
+        matrix = row.get("confusion")
+        if not matrix or "(baseline)" in method:
+            continue
+        if not lines:
+            lines = ["## Confusion matrices (rows: truth, columns: prediction)", ""]
+        lines += [f"**{method}**", "", "| truth | " + " | ".join(matrix["columns"]) + " |",
+                  "|---" * (len(matrix["columns"]) + 1) + "|"]
+        lines += [f"| {truth} | " + " | ".join(str(c) for c in counts) + " |"
+                  for truth, counts in zip(matrix["rows"], matrix["counts"])] + [""]
+    return lines
 
 
 def _fmt(metric: dict) -> str:
@@ -48,7 +183,8 @@ def _fmt(metric: dict) -> str:
 
 def results_table(results: dict) -> str:
     rows = results["methods"]
-    names = [k for k in next(iter(rows.values())) if isinstance(next(iter(rows.values()))[k], dict)]
+    first = next(iter(rows.values()))
+    names = [k for k in first if isinstance(first[k], dict) and "value" in first[k]]
     lines = ["| method | " + " | ".join(names) + " | n | invalid |",
              "|---" * (len(names) + 3) + "|"]
     for method, row in rows.items():
@@ -84,7 +220,7 @@ def examples_section(ctx, store, count: int) -> list[str]:
     profiles: dict[str, dict[str, Profile]] = defaultdict(dict)
     for row in read_jsonl(store.path("test_profiles.jsonl")):
         p = Profile.from_dict(row)
-        if p.sample == 0:
+        if p.sample == 0 and p.prompt_style == ctx.cfg.prompt.name:  # not the baseline prompts' profiles
             profiles[p.task_id][p.generator] = p
     lines = ["## Example users", ""]
     for task_id in [t for t in tasks if {"base", "aligned"} <= set(profiles[t])][:count]:
@@ -159,6 +295,7 @@ def run(ctx, store) -> dict:
     stages = manifest.get("stages", {})
     results["stages"] = {name: s.get("summary", {}) for name, s in stages.items()}
     results["usage"] = ledger.summarize(ledger.read_ledger(store.dir), by=("stage", "model"))
+    results["profile_stats"] = profile_statistics(ctx, store)
     write_json(store.path("results.json"), results)
     cfg = ctx.cfg
     data_summary = json.loads(store.path("data_summary.json").read_text())
@@ -172,7 +309,12 @@ def run(ctx, store) -> dict:
         "## Results on held-out users", "",
         results_table(results), "",
         "Intervals are 95% bootstrap confidence intervals over users. "
-        "`invalid` is the share of recommender outputs that could not be parsed (counted as wrong).", "",
+        "`invalid` is the share of recommender outputs that could not be parsed (counted as wrong). "
+        "MAE and RMSE: lower is better.", "",
+        *paired_section(results["paired_tests"], int(cfg.report.bootstrap_resamples)),
+        *confusion_section(results),
+        *diagnostics_section(results["recommender_diagnostics"]),
+        *profiles_section(results["profile_stats"]),
         *data_section(data_summary),
         "## Preference pairs", "",
         "```json", json.dumps(pairs_summary, indent=2), "```", "",

@@ -1,9 +1,13 @@
 """Stage 6: held-out users get profiles from the base and the aligned generator; all are judged.
 
-The no-profile row (the paper's 10H: recent window only) is judged on the same users.
+The no-profile row (the paper's 10H: recent window only) is judged on the same users, and so are
+the profiles of ``test.baseline_prompts`` (palr, rlmrec, kar, raw_history), written by the base
+generator: every table gets the paper's baseline rows from the same users and the same judge.
 """
 
 from __future__ import annotations
+
+from omegaconf import OmegaConf
 
 from lettingo.pipeline.align import load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
@@ -22,11 +26,16 @@ def run(ctx, store) -> dict:
     generators = {"base": base, "aligned": base.with_adapter(aligned.adapter_path)}
     params = sampling_params(ctx.cfg.test, ctx.cfg.test.num_profiles)
     per_call = prompts_per_call(ctx.cfg.test, params)
-    failures = FailureBudget.for_stage(ctx, "test", len(tasks) * len(generators))
+    baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
+    failures = FailureBudget.for_stage(ctx, "test", len(tasks) * (len(generators) + len(baselines)))
     with JsonlAppender(store.path("test_profiles.jsonl"), profile_key) as out:
         for name, llm in generators.items():
             write_profiles(ctx, llm, list(tasks.values()), name, params, per_call, out,
                            f"test: {name} profiles", failures)
+        for entry in baselines:  # the paper's baseline prompts, written by the base generator
+            prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
+            write_profiles(ctx, base, list(tasks.values()), "base", params, per_call, out,
+                           f"test: {prompt_cfg.name} profiles", failures, prompt_cfg=prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
     units = [(task_id, None) for task_id in tasks] if ctx.cfg.test.no_profile_baseline else []
     judge_failures = FailureBudget.for_stage(ctx, "test: judging", len(units) + len(profiles))
