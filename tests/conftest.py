@@ -6,7 +6,7 @@ import pytest
 
 from lettingo import plugins
 
-OUR_PLUGINS = ["transformers", "trl", "vllm", "litellm"]
+OUR_PLUGINS = ["transformers", "trl", "vllm", "litellm", "implicit"]
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,
                     min_interactions, needed)
 
-    history, duplicates = _ordered(data.interactions())
+    history, duplicates = ordered_histories(data.interactions())
     counts = pd.Series(np.bincount(history.items, minlength=len(history.item_names)), index=history.item_names)
     # Candidates come from the item catalogue (every item with metadata), else from the rated items.
     universe = sorted(data.item_ids()) or sorted(counts.index[counts > 0])
@@ -252,11 +252,14 @@ class Histories:
     rows: np.ndarray
 
 
-def _ordered(interactions: pd.DataFrame) -> tuple[Histories, int]:
-    """Ratings in (user, timestamp, item_id, file position) order, one per (user, item).
+def ordered_histories(interactions: pd.DataFrame) -> tuple[Histories, int]:
+    """Ratings in (user, timestamp, item_id, file position) order, one per (user, item), and the
+    number of duplicates dropped: the protocol's order, so each user's last entry is their target.
 
-    The ids are categoricals with sorted categories, so sorting their codes orders ids as strings;
-    the index (the row in the prepared file) breaks the remaining ties.
+    ``interactions`` is :meth:`InteractionData.interactions`'s frame: ids are categoricals with
+    sorted categories, so sorting their codes orders ids as strings; the index (the row in the
+    prepared file) breaks the remaining ties. Public for plugins that must hold the targets out
+    (a collaborative-filtering recommender fitted on the dataset).
     """
     users = interactions["user_id"].cat.codes.to_numpy()
     items = interactions["item_id"].cat.codes.to_numpy()

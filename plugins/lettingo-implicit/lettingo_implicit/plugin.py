@@ -1,0 +1,27 @@
+"""Registers the ``implicit_rerank`` recommender and its config-group option with lettingo.
+
+``implicit``, scipy and sentence-transformers are imported only when the recommender is built or
+judges, so listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+from lettingo.hookspecs import hookimpl
+
+from lettingo_implicit import __version__  # noqa: F401  (shown by `lettingo plugins`)
+
+
+def build_implicit_rerank(cfg, ctx):
+    from lettingo_implicit.recommender import ImplicitReranker
+
+    return ImplicitReranker.from_config(cfg, ctx)
+
+
+@hookimpl
+def lettingo_register_recommenders(register):
+    register("implicit_rerank", build_implicit_rerank)
+
+
+@hookimpl
+def lettingo_config_searchpath():
+    return ["pkg://lettingo_implicit/conf"]
