@@ -103,7 +103,7 @@ def test_folder_without_movielens_files_lists_what_was_expected(tmp_path):
     "bad_line, kind, complaint",
     [("7\t1\t4\n", "wrong_field_count", "expected 4 fields"),
      ("7\t1\tfive\t881250949\n", "bad_rating", "rating 'five' is not a number"),
-     ("7\t1\t6\t881250949\n", "rating_out_of_scale", "outside the scale 0.5-5")],
+     ("7\t1\t6\t881250949\n", "rating_out_of_scale", "outside the scale 1-5")],
 )
 def test_a_malformed_rating_line_is_skipped_and_counted_or_reported_by_number(grouplens_copy, bad_line, kind,
                                                                               complaint):

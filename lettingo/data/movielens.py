@@ -41,6 +41,8 @@ LAYOUTS = {
     "csv": ("ratings.csv", "movies.csv"),
 }
 OPTIONAL = {"dat": ("tags.dat",), "csv": ("tags.csv",)}
+# Whole stars up to ml-1m; half stars from ml-10m on (ml-1m's .dat shares ml-10m's wider check).
+RATING_SCALES = {"ml-100k": (1, 5), "atomic": (1, 5), "dat": (0.5, 5), "csv": (0.5, 5)}
 
 
 class MovieLens:
@@ -61,7 +63,8 @@ class MovieLens:
             "csv": lambda b: load_grouplens(folder, b, "csv", max_tags),
             "atomic": lambda b: load_atomic(sources[0], sources[1], b),
         }[layout]
-        return cached_dataset("movielens", sources, {"layout": layout, "max_tags": max_tags}, self.cfg, build)
+        return cached_dataset("movielens", sources, {"layout": layout, "max_tags": max_tags}, self.cfg, build,
+                              default_rating_scale=RATING_SCALES[layout])
 
 
 def detect_layout(folder: Path) -> tuple[str, list[Path]]:

@@ -274,15 +274,17 @@ def datasets_cache_dir() -> Path:
 
 
 def cached_dataset(name: str, sources: list[Path], settings: dict[str, Any], dataset_cfg,
-                   build: Callable[[DatasetBuilder], dict | None]) -> InteractionData:
+                   build: Callable[[DatasetBuilder], dict | None],
+                   default_rating_scale: tuple[float, float] | None = None) -> InteractionData:
     """The prepared dataset for these source files and settings: read from the cache when it was
     built before, else built by ``build(builder)`` (which returns extra report fields) and cached.
 
-    ``dataset.cache=false`` builds again and replaces the cached copy.
+    ``dataset.cache=false`` builds again and replaces the cached copy. ``dataset.rating_scale``
+    null means ``default_rating_scale`` (a loader that knows its release's scale passes it).
     """
     builder_options = {
         "on_bad_record": dataset_cfg.get("on_bad_record", "skip"),
-        "rating_scale": list(dataset_cfg.get("rating_scale") or []) or None,
+        "rating_scale": list(dataset_cfg.get("rating_scale") or default_rating_scale or []) or None,
         "max_bad_fraction": float(dataset_cfg.get("max_bad_fraction", 0.2)),
     }
     identity = {
