@@ -14,7 +14,7 @@ from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
 from lettingo.llm import Generation, SamplingParams
 from lettingo.recommenders.answers import parse_label, parse_rating
-from lettingo.recommenders.llm_sentiment import answer_seed
+from lettingo.recommenders.llm_judge import answer_seed
 from lettingo.types import Interaction, Item, Profile, UserTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "recommender"

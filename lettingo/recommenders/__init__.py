@@ -24,3 +24,14 @@ def check_aligned(recommender: str, tasks: Sequence[Any], profiles: Sequence[Any
                 f"recommender {recommender!r}: profile {profile.profile_id!r} belongs to task "
                 f"{profile.task_id!r} but was passed with task {task.task_id!r}"
             )
+
+
+def check_ranking_tasks(recommender: str, tasks: Sequence[Any], profiles: Sequence[Any]) -> None:
+    """:func:`check_aligned`, and every task lists its target among its candidates."""
+    check_aligned(recommender, tasks, profiles)
+    for task in tasks:
+        if task.target.item_id not in task.candidates:
+            raise ValueError(
+                f"recommender {recommender!r}: the candidates of task {task.task_id!r} lack its target "
+                f"{task.target.item_id!r}; a ranking task must list the target among its candidates"
+            )

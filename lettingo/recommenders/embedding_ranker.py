@@ -15,7 +15,7 @@ import numpy as np
 
 from lettingo.assets import MINILM_DIR, packaged_path
 from lettingo.prompts.history import item_text
-from lettingo.recommenders import check_aligned, profile_id_for
+from lettingo.recommenders import check_ranking_tasks, profile_id_for
 from lettingo.types import Judgement, Profile, UserTask
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": MINILM_DIR}
@@ -93,13 +93,7 @@ class EmbeddingRanker:
                 self._item_vectors[item_id] = vector
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
-        check_aligned(self.name, tasks, profiles)
-        for task in tasks:
-            if task.target.item_id not in task.candidates:
-                raise ValueError(
-                    f"recommender {self.name!r}: the candidates of task {task.task_id!r} lack its target "
-                    f"{task.target.item_id!r}; a ranking task must list the target among its candidates"
-                )
+        check_ranking_tasks(self.name, tasks, profiles)
         wheres: dict[str, str] = {}
         for task in tasks:
             for item_id in task.candidates:

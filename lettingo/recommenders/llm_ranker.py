@@ -29,8 +29,9 @@ import numpy as np
 from lettingo.data.protocol import derive_seed
 from lettingo.llm import SamplingParams, failed
 from lettingo.prompts.history import format_interactions, item_text, sentiment_thresholds
-from lettingo.recommenders import check_aligned, profile_id_for
+from lettingo.recommenders import check_ranking_tasks, profile_id_for
 from lettingo.recommenders.embedding_ranker import CORRECT_AT, ndcg_of_rank
+from lettingo.recommenders.llm_judge import require_llm
 from lettingo.types import Judgement, Profile, UserTask
 
 _BRACKETED = re.compile(r"\[\s*(\d+)\s*\]")
@@ -180,11 +181,7 @@ class LLMRanker:
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMRanker":
-        if cfg.get("llm") is None:
-            raise ValueError(
-                f"recommender {cfg.name!r} needs an `llm` config node (conf/recommender/{cfg.name}.yaml "
-                "sets `llm: ${llm}`, the generator's model); set recommender.llm to an llm option"
-            )
+        require_llm(cfg)
         return cls(ctx, cfg.llm, name=cfg.name, bootstrap=int(cfg.get("bootstrap", 3)),
                    max_new_tokens=int(cfg.get("max_new_tokens", 120)), system=cfg.get("system"),
                    min_ranked=int(cfg.get("min_ranked", 1)))
@@ -231,13 +228,7 @@ class LLMRanker:
         return {"position_bias": position_bias(judgements)}
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
-        check_aligned(self.name, tasks, profiles)
-        for task in tasks:
-            if task.target.item_id not in task.candidates:
-                raise ValueError(
-                    f"recommender {self.name!r}: the candidates of task {task.task_id!r} lack its target "
-                    f"{task.target.item_id!r}; a ranking task must list the target among its candidates"
-                )
+        check_ranking_tasks(self.name, tasks, profiles)
         orders = [presentation_orders(task, self.bootstrap) for task in tasks]
         prompts, seeds = [], []
         for task, profile, task_orders in zip(tasks, profiles, orders):

@@ -33,7 +33,7 @@ from lettingo.components import component_settings
 from lettingo.data.protocol import ordered_histories
 from lettingo.errors import ComponentConfigError, LettingoError
 from lettingo.prompts.history import item_text
-from lettingo.recommenders import check_aligned, profile_id_for
+from lettingo.recommenders import check_ranking_tasks, profile_id_for
 from lettingo.recommenders.embedding_ranker import CORRECT_AT, EmbeddingRanker, ndcg_of_rank
 from lettingo.types import Judgement, Profile, UserTask
 
@@ -218,13 +218,7 @@ class ImplicitReranker:
     # -- judging -----------------------------------------------------------------------------------
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
-        check_aligned(self.name, tasks, profiles)
-        for task in tasks:
-            if task.target.item_id not in task.candidates:
-                raise ValueError(
-                    f"recommender {self.name!r}: the candidates of task {task.task_id!r} lack its target "
-                    f"{task.target.item_id!r}; a ranking task must list the target among its candidates"
-                )
+        check_ranking_tasks(self.name, tasks, profiles)
         fitted = self.fit()
         profile_texts = sorted({p.text.strip() for p in profiles if p is not None and p.text.strip()})
         profile_vectors: dict[str, np.ndarray] = {}
