@@ -35,9 +35,17 @@ def _print_summary(results: dict, run_dir) -> None:
 
         print(render(results["dry_run"]))
         return
+    if "shard" in results:
+        stopped = results["stopped_before"]
+        print(f"lettingo: {results['shard']}: did {', '.join(results['done']) or 'nothing left'} for its users"
+              + (f"; '{stopped}' needs every user: when all shards are done, run again without shard.* "
+                 f"and run_dir={run_dir} (it merges the shards), or `lettingo merge {run_dir}`" if stopped else ""))
+        return
     methods = results.get("methods", {})
     if methods:
-        metric_names = [k for k, v in next(iter(methods.values())).items() if isinstance(v, dict)]
+        from lettingo.metrics import HEADLINE
+
+        metric_names = list(HEADLINE.get(results.get("task_type"), ()))
         table = Table(title=f"{results.get('recommender')} on held-out users (95% bootstrap CI)")
         table.add_column("method")
         for name in metric_names:
@@ -77,7 +85,7 @@ def _hydra_run(argv: list[str]) -> None:
     def task(cfg) -> None:
         from lettingo.pipeline import run_pipeline
 
-        run_dir = HydraConfig.get().runtime.output_dir
+        run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
         try:
             results = run_pipeline(cfg, run_dir)
         except USAGE_ERRORS as exc:
@@ -99,6 +107,22 @@ def _resume(run_dir: str, stages: list[str] | None) -> None:
     except USAGE_ERRORS as exc:
         _fail(exc)
     _print_summary(results, run_dir)
+
+
+def _merge(run_dir: str) -> None:
+    from lettingo import api
+    from lettingo.pipeline import merge_shards
+
+    if not os.path.exists(os.path.join(run_dir, "manifest.json")):
+        _fail(LettingoError(f"{run_dir} has no manifest.json: not a lettingo run directory"))
+    try:
+        merged = merge_shards(api.load_config(run_dir), run_dir)
+    except USAGE_ERRORS as exc:
+        _fail(exc)
+    for stage, files in merged.items():
+        print(f"{stage}: " + ", ".join(f"{name} ({rows} rows)" for name, rows in files.items()))
+    if not merged:
+        print("nothing to merge: no per-user stage has shards left unmerged")
 
 
 def _plugins(as_json: bool) -> None:
@@ -147,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     resume = sub.add_parser("resume", help="finish an interrupted run with its recorded config")
     resume.add_argument("run_dir")
     resume.add_argument("--stages", nargs="*", help="only these stages (e.g. report)")
+    merge = sub.add_parser("merge", help="merge the shard files of a sharded run's per-user stages")
+    merge.add_argument("run_dir")
     plugins_cmd = sub.add_parser("plugins", help="list installed plugins, their hooks and components")
     plugins_cmd.add_argument("--json", action="store_true")
     models_cmd = sub.add_parser("models", help="list packaged offline models, or prepare one")
@@ -157,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "resume":
         _resume(args.run_dir, args.stages)
+    elif args.command == "merge":
+        _merge(args.run_dir)
     elif args.command == "plugins":
         _plugins(args.json)
     elif args.command == "models":

@@ -32,7 +32,8 @@ UNRANKED = -1  # the target's rank when it is not in the ranked list
 NDCG_AT = (1, 5, 10, 20)
 HR_AT = (1, 5, 10)
 LOWER_IS_BETTER = {"mae", "rmse"}
-PRIMARY = {"sentiment": "accuracy", "rating": "mae", "ranking": "ndcg@10"}
+# The metrics a summary leads with (the console table, the paired tests in the report).
+HEADLINE = {"sentiment": ("accuracy", "macro_f1"), "rating": ("mae", "rmse"), "ranking": ("ndcg@10", "hr@5", "mrr")}
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:

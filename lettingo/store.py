@@ -7,6 +7,7 @@ dropping it, and rows are keyed, so a unit redone after a restart never appears 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -120,15 +121,27 @@ class RunStore:
         return self.dir / name
 
     # -- locking: one process per run directory ------------------------------------------------
-    def lock(self) -> None:
-        self._lock_fh = open(self.dir / ".lock", "w")
+    def lock(self, name: str = ".lock") -> None:
+        """Refuse a second process on the same run (or, for shards, on the same shard of it)."""
+        self._lock_fh = open(self.dir / name, "w")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_fh.close()
             self._lock_fh = None
-            raise RunLockedError(f"another lettingo process is working in {self.dir}; "
+            raise RunLockedError(f"another lettingo process is working in {self.dir}"
+                                 f"{'' if name == '.lock' else ' on this shard'}; "
                                  "wait for it to finish or use another run directory") from None
+
+    @contextlib.contextmanager
+    def waiting_lock(self, name: str):
+        """A lock that waits (for work that shards of one run must do once, like prepare)."""
+        with open(self.dir / name, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
@@ -147,10 +160,15 @@ class RunStore:
         return json.loads(self.manifest_path.read_text(encoding="utf-8"))
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
-        manifest = self.manifest()
-        manifest.update(fields)
-        write_json(self.manifest_path, manifest)
-        return manifest
+        return self.modify_manifest(lambda manifest: manifest.update(fields))
+
+    def modify_manifest(self, change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+        """Read, change and write the manifest under a lock: shards of one run write it concurrently."""
+        with self.waiting_lock(".manifest.lock"):
+            manifest = self.manifest()
+            change(manifest)
+            write_json(self.manifest_path, manifest)
+            return manifest
 
     # -- stage bookkeeping ------------------------------------------------------------------------
     def check_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], restart: bool) -> None:
@@ -167,30 +185,36 @@ class RunStore:
                 f"(changed: {', '.join(changed) or 'upstream results'}). Use a new run directory, "
                 f"or pass resume=restart to redo '{stage}' and the stages after it."
             )
-        self.clear_from(stage)
+        self.clear_from(stage.split("@")[0])  # a shard's entry is "<stage>@shard-i-of-n"
 
     def clear_from(self, stage: str) -> None:
         import shutil
 
-        stages = self.manifest().get("stages", {})
-        for later in STAGES[STAGES.index(stage):]:
-            for name in STAGE_OUTPUTS[later]:
-                target = self.dir / name
+        later = STAGES[STAGES.index(stage):]
+        for name in (n for s in later for n in STAGE_OUTPUTS[s]):
+            targets = [self.dir / name]
+            if name.endswith(".jsonl"):  # and the shards' files of a per-user stage
+                targets += self.dir.glob(f"{name[: -len('.jsonl')]}.shard-*-of-*.jsonl")
+            for target in targets:
                 if target.is_dir():
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-            stages.pop(later, None)
-        self.update_manifest(stages=stages)
+
+        def drop(manifest):
+            stages = manifest.setdefault("stages", {})
+            for key in list(stages):
+                if key.split("@")[0] in later:
+                    del stages[key]
+
+        self.modify_manifest(drop)
 
     def mark_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], status: str,
                    summary: dict[str, Any] | None = None) -> None:
-        stages = self.manifest().get("stages", {})
         entry = {"fingerprint": fingerprint, "inputs": inputs, "status": status}
         if summary is not None:
             entry["summary"] = summary
-        stages[stage] = entry
-        self.update_manifest(stages=stages)
+        self.modify_manifest(lambda manifest: manifest.setdefault("stages", {}).__setitem__(stage, entry))
 
     def stage_done(self, stage: str) -> bool:
         return self.manifest().get("stages", {}).get(stage, {}).get("status") == "done"

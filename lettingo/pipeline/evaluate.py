@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.store import JsonlAppender, read_jsonl
 from lettingo.types import Judgement, Profile, UserTask
@@ -39,10 +40,13 @@ def judgement_key(row: dict) -> str:
 
 def run(ctx, store) -> dict:
     load_items(ctx, store)
+    shard = Shard.of(ctx.cfg)
     tasks = load_tasks(store, "train")
-    profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
+    # this shard's profiles: from explore's merged file, or from its own shard of explore
+    source = store.path("profiles.jsonl") if store.stage_done("explore") else store.path(shard.file("profiles.jsonl"))
+    profiles = [Profile.from_dict(r) for r in read_jsonl(source) if shard.owns(r["task_id"])]
     failures = FailureBudget.for_stage(ctx, "evaluate", len(profiles))
-    with JsonlAppender(store.path("judgements.jsonl"), judgement_key) as out:
+    with JsonlAppender(store.path(shard.file("judgements.jsonl")), judgement_key) as out:
         judge_all(ctx, tasks, profiles, out, "evaluate: judging profiles", failures)
         rows = [Judgement.from_dict(r) for r in out.rows]
     return {"judgements": len(rows), "correct_rate": sum(j.correct for j in rows) / max(1, len(rows)),

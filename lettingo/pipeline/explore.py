@@ -16,6 +16,7 @@ from lettingo.ledger import model_label
 from lettingo.llm import SamplingParams, failed
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.store import JsonlAppender
 from lettingo.types import Profile, UserTask
@@ -114,13 +115,14 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
 
 def run(ctx, store) -> dict:
     load_items(ctx, store)
-    tasks = list(load_tasks(store, "train").values())
+    shard = Shard.of(ctx.cfg)
+    tasks = [t for t in load_tasks(store, "train").values() if shard.owns(t.task_id)]
     generators = explore_generators(ctx.cfg)
     failures = FailureBudget.for_stage(ctx, "explore", len(tasks) * len(generators))
     written = {}
     # engines later stages use again stay pooled; others are closed once their generator is done
     keep = {ctx.llm_key(c) for c in (ctx.cfg.llm, ctx.cfg.recommender.get("llm")) if c is not None}
-    with JsonlAppender(store.path("profiles.jsonl"), profile_key) as out:
+    with JsonlAppender(store.path(shard.file("profiles.jsonl")), profile_key) as out:
         for name, llm_cfg, params in generators:
             with ctx.ledger.labelled(name):
                 written[name] = write_profiles(

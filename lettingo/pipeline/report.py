@@ -32,7 +32,6 @@ def method_of(profile_id: str, main_style: str) -> str:
 
 
 TRUTH = {"sentiment": lambda t: t.label, "rating": lambda t: t.target.rating, "ranking": lambda t: t.target.item_id}
-PAIRED = {"sentiment": ("accuracy", "macro_f1"), "rating": ("mae", "rmse"), "ranking": ("ndcg@10", "hr@5", "mrr")}
 COMPARISONS = (("aligned", "base"), ("aligned", "none"), ("base", "none"))
 
 
@@ -89,7 +88,7 @@ def paired_tests(task_type, tasks, by_method, seed, n_boot, scale) -> list[dict]
         fns = metrics.metric_functions(task_type, truths)
         pred_a = metrics.predictions(task_type, truths, [firsts[a][u] for u in users], scale)
         pred_b = metrics.predictions(task_type, truths, [firsts[b][u] for u in users], scale)
-        for metric in PAIRED[task_type]:
+        for metric in metrics.HEADLINE[task_type]:
             test = metrics.paired_test(fns[metric], truths, pred_a, pred_b, n_resamples=n_boot, seed=seed)
             out.append({"a": method_name(a), "b": method_name(b), "metric": metric, **test})
     return out

@@ -14,13 +14,15 @@ from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.shards import Shard
 from lettingo.store import JsonlAppender
 from lettingo.types import Profile
 
 
 def run(ctx, store) -> dict:
     load_items(ctx, store)
-    tasks = load_tasks(store, "test")
+    shard = Shard.of(ctx.cfg)
+    tasks = {k: t for k, t in load_tasks(store, "test").items() if shard.owns(k)}
     aligned = load_aligned(store)
     base = ctx.llm(ctx.cfg.llm)
     generators = {"base": base, "aligned": base.with_adapter(aligned.adapter_path)}
@@ -28,7 +30,7 @@ def run(ctx, store) -> dict:
     per_call = prompts_per_call(ctx.cfg.test, params)
     baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
     failures = FailureBudget.for_stage(ctx, "test", len(tasks) * (len(generators) + len(baselines)))
-    with JsonlAppender(store.path("test_profiles.jsonl"), profile_key) as out:
+    with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
         for name, llm in generators.items():
             write_profiles(ctx, llm, list(tasks.values()), name, params, per_call, out,
                            f"test: {name} profiles", failures)
@@ -39,7 +41,7 @@ def run(ctx, store) -> dict:
         profiles = [Profile.from_dict(r) for r in out.rows]
     units = [(task_id, None) for task_id in tasks] if ctx.cfg.test.no_profile_baseline else []
     judge_failures = FailureBudget.for_stage(ctx, "test: judging", len(units) + len(profiles))
-    with JsonlAppender(store.path("test_judgements.jsonl"), judgement_key) as out:
+    with JsonlAppender(store.path(shard.file("test_judgements.jsonl")), judgement_key) as out:
         judge_all(ctx, tasks, units + profiles, out, "test: judging", judge_failures)
         judged = len(out.rows)
     return {"test_profiles": len(profiles), "test_judgements": judged,
