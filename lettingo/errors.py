@@ -23,3 +23,7 @@ class NoPairsError(LettingoError):
 class ComponentConfigError(LettingoError, ValueError):
     """A component's config node is wrong (an unknown key, an impossible value, a missing
     environment variable it names); raised by components, built-in or plugin, before any work."""
+
+
+class DiskFullError(LettingoError, OSError):
+    """The disk filled up while a stage wrote; what was written before stays, and a rerun resumes."""

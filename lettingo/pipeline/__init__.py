@@ -6,6 +6,7 @@ Each stage is a module with ``run(ctx, store) -> summary``. Its inputs are the c
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.metadata
 import time
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lettingo import ledger, plugins
 from lettingo.cache import CallCache, digest
 from lettingo.components import Context
+from lettingo.errors import DiskFullError
 from lettingo.pipeline.shards import SHARDED_STAGES, Shard, merge_stage
 from lettingo.store import STAGES, RunStore
 
@@ -173,7 +175,16 @@ def _run_stage(ctx: Context, store: RunStore, stage: str, key: str, fingerprint:
     store.mark_stage(key, fingerprint, inputs, "running")
     started, rows_before = time.time(), len(ctx.ledger.rows)
     ctx.ledger.stage = stage
-    summary = module.run(ctx, store) or {}
+    try:
+        summary = module.run(ctx, store) or {}
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(
+            f"the disk holding {store.dir} is full (or over quota) during the '{stage}' stage: {exc}. Every "
+            f"unit written before is kept (a line cut short is dropped on resume); free some space and run "
+            f"`lettingo resume {store.dir}`"
+        ) from None
     summary["seconds"] = round(time.time() - started, 2)
     usage = ledger.summarize(ctx.ledger.rows[rows_before:], by=("model",))
     if usage:
