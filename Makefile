@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/lettingo run experiment=quickstart hydra.run.dir=outputs/quickstart
+	$(BIN)/lettingo run experiment=quickstart hydra.run.dir=outputs/quickstart resume=restart
 
 test: install
 	$(BIN)/python -m pytest -q
