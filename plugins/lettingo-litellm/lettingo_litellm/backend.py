@@ -1,7 +1,8 @@
 """The ``litellm`` LLM backend: any LiteLLM model (API providers, OpenAI-compatible servers).
 
-Requests run ``concurrency`` at a time. Rate limits, 5xx answers, timeouts and lost connections
-are retried with exponential backoff; a request that still fails is *recorded*, not raised: its
+Requests run ``concurrency`` at a time. Rate limits, 5xx answers, timeouts, lost connections and
+200s that are not a completion (a truncated body, a proxy's HTML page, no choices) are retried with
+exponential backoff; a request that still fails is *recorded*, not raised, naming its endpoint: its
 generations come back with empty text and ``usage["error"]``, and its label scores as NaN. The
 pipeline counts them, keeps going, and stops only past its configured failure rate; the call
 cache never stores a failure, so a rerun asks again.
@@ -83,6 +84,11 @@ def price_per_token(model: str, api_base: str | None = None) -> tuple[float, flo
 
 class RequestFailed(Exception):
     """A request that failed for good (after retries, or not retryable); the message is scrubbed."""
+
+
+class EmptyAnswer(Exception):
+    """A 200 answer with an empty ``choices`` list: retried like the server error it is (LiteLLM
+    itself raises InternalServerError for a body without ``choices``, or one that is not JSON)."""
 
 
 class LiteLLMBackend:
@@ -258,6 +264,8 @@ class LiteLLMBackend:
             started = time.perf_counter()
             try:
                 response = litellm.completion(**options)
+                if not getattr(response, "choices", None):
+                    raise EmptyAnswer("the server answered 200 with no choices")
                 latency = time.perf_counter() - started
                 return response, latency, self._cost(response)
             except Exception as error:  # noqa: BLE001  (sorted below: retry, or record)
@@ -266,7 +274,10 @@ class LiteLLMBackend:
                     with self._lock:
                         self.stats["failures"] += 1
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise RequestFailed(f"{message}{tries}"[:500]) from None
+                    # where it failed ("Connection error." alone names no server): never credentials
+                    where = public_base(settings["api_base"])
+                    where = f"{self.model} at {where}" if where else self.model
+                    raise RequestFailed(self._scrub(f"{message[:400]}{tries} ({where})", key)) from None
                 wait = self._backoff(attempt, error)
                 with self._lock:
                     self.stats["retries"] += 1
@@ -317,7 +328,7 @@ def _retryable(error: Exception, litellm: Any) -> bool:
         litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
         litellm.ServiceUnavailableError, litellm.BadGatewayError,
     )
-    if isinstance(error, retry):
+    if isinstance(error, (*retry, EmptyAnswer)):
         return True
     status = getattr(error, "status_code", None)
     return isinstance(status, int) and (status == 429 or status >= 500)
