@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from lettingo import plugins
 from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
-from lettingo.recommenders.embedding_ranker import ndcg_of_rank
+from lettingo.metrics import ndcg_at_k
 from lettingo.types import Interaction, Item, Profile, UserTask
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "recommender"
@@ -101,7 +101,7 @@ def test_ndcg_and_correct_follow_the_target_rank(ranker):
         [judgement] = ranker.judge([space_task(candidates=candidates, recent=False)], [None])
         assert judgement.prediction.index("t") == position
         assert judgement.score == pytest.approx(ndcg) and judgement.correct is correct
-    assert ndcg_of_rank(0) == 1.0 and ndcg_of_rank(10) == 0.0
+    assert ndcg_at_k(0, 10) == 1.0 and ndcg_at_k(10, 10) == 0.0
 
 
 def test_item_embeddings_are_cached_across_calls_and_model_loaded_once(ranker_ctx):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from lettingo.types import Profile, UserTask
+from lettingo.metrics import ndcg_at_k
+from lettingo.types import Judgement, Profile, UserTask
+
+NDCG_AT = 10  # a ranking judgement's score: NDCG@10 of the target
+CORRECT_AT = 5  # the target in the top 5 counts as correct
 
 
 def profile_id_for(task: UserTask, profile: Profile | None) -> str:
@@ -35,3 +39,11 @@ def check_ranking_tasks(recommender: str, tasks: Sequence[Any], profiles: Sequen
                 f"recommender {recommender!r}: the candidates of task {task.task_id!r} lack its target "
                 f"{task.target.item_id!r}; a ranking task must list the target among its candidates"
             )
+
+
+def ranking_judgement(task: UserTask, profile: Profile | None, recommender: str, ranked: list[str],
+                      raw_output: str) -> Judgement:
+    """Every ranking judge's verdict on a full ranking: score NDCG@10, correct = target in the top 5."""
+    rank = ranked.index(task.target.item_id)
+    return Judgement(profile_id_for(task, profile), task.task_id, recommender, ranked, rank < CORRECT_AT,
+                     ndcg_at_k(rank, NDCG_AT), True, raw_output)

@@ -8,30 +8,22 @@ single mean-pooled vector, and the weight would no longer say how much the profi
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
 
 from lettingo.assets import MINILM_DIR, packaged_path
 from lettingo.prompts.history import item_text
-from lettingo.recommenders import check_ranking_tasks, profile_id_for
+from lettingo.recommenders import check_ranking_tasks, ranking_judgement
 from lettingo.types import Judgement, Profile, UserTask
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": MINILM_DIR}
-NDCG_AT = 10
-CORRECT_AT = 5  # the target in the top 5 counts as a hit
 
 
 def resolve_embedding_model(model: str) -> str:
     """The packaged MiniLM directory for its alias; any other id or directory as it is."""
     asset = PACKAGED_MODELS.get(model.lower())
     return str(packaged_path(asset)) if asset else model
-
-
-def ndcg_of_rank(rank: int, k: int = NDCG_AT) -> float:
-    """NDCG@k with a single relevant item at 0-based ``rank``."""
-    return 1.0 / math.log2(rank + 2) if rank < k else 0.0
 
 
 def _unit(vector: np.ndarray) -> np.ndarray | None:
@@ -122,14 +114,5 @@ class EmbeddingRanker:
         scores = self.scores(task, profile_vector)
         order = np.argsort(-scores, kind="stable")  # ties keep the (shuffled) candidate order
         ranked = [task.candidates[i] for i in order]
-        rank = ranked.index(task.target.item_id)
-        return Judgement(
-            profile_id=profile_id_for(task, profile),
-            task_id=task.task_id,
-            recommender=self.name,
-            prediction=ranked,
-            correct=rank < CORRECT_AT,
-            score=ndcg_of_rank(rank),
-            valid=True,
-            raw_output=json.dumps({task.candidates[i]: round(float(scores[i]), 6) for i in order}),
-        )
+        return ranking_judgement(task, profile, self.name, ranked,
+                                 json.dumps({task.candidates[i]: round(float(scores[i]), 6) for i in order}))

@@ -29,8 +29,7 @@ import numpy as np
 from lettingo.data.protocol import derive_seed
 from lettingo.llm import SamplingParams, failed
 from lettingo.prompts.history import format_interactions, item_text, sentiment_thresholds
-from lettingo.recommenders import check_ranking_tasks, profile_id_for
-from lettingo.recommenders.embedding_ranker import CORRECT_AT, ndcg_of_rank
+from lettingo.recommenders import check_ranking_tasks, profile_id_for, ranking_judgement
 from lettingo.recommenders.llm_judge import require_llm
 from lettingo.types import Judgement, Profile, UserTask
 
@@ -274,14 +273,4 @@ class LLMRanker:
         combined, points = borda(rankings, n)
         ranked = [task.candidates[i] for i in combined]
         raw["borda"] = {task.candidates[i]: points[i] for i in combined}
-        rank = ranked.index(task.target.item_id)
-        return Judgement(
-            profile_id=profile_id,
-            task_id=task.task_id,
-            recommender=self.name,
-            prediction=ranked,
-            correct=rank < CORRECT_AT,
-            score=ndcg_of_rank(rank),
-            valid=True,
-            raw_output=json.dumps(raw),
-        )
+        return ranking_judgement(task, profile, self.name, ranked, json.dumps(raw))

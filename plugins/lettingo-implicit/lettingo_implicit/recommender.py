@@ -33,8 +33,8 @@ from lettingo.components import component_settings
 from lettingo.data.protocol import ordered_histories
 from lettingo.errors import ComponentConfigError, LettingoError
 from lettingo.prompts.history import item_text
-from lettingo.recommenders import check_ranking_tasks, profile_id_for
-from lettingo.recommenders.embedding_ranker import CORRECT_AT, EmbeddingRanker, ndcg_of_rank
+from lettingo.recommenders import check_ranking_tasks, ranking_judgement
+from lettingo.recommenders.embedding_ranker import EmbeddingRanker
 from lettingo.types import Judgement, Profile, UserTask
 
 MODELS = ("als", "bpr")
@@ -262,20 +262,10 @@ class ImplicitReranker:
         cf, sim, final = self.scores(fitted, task, vector)
         order = self.ranking(cf, final)
         ranked = [task.candidates[i] for i in order]
-        rank = ranked.index(task.target.item_id)
         raw = {
             task.candidates[i]: {"cf": round(float(cf[i]), 6),
                                  "sim": None if sim is None else round(float(sim[i]), 6),
                                  "final": round(float(final[i]), 6)}
             for i in order
         }
-        return Judgement(
-            profile_id=profile_id_for(task, profile),
-            task_id=task.task_id,
-            recommender=self.name,
-            prediction=ranked,
-            correct=rank < CORRECT_AT,
-            score=ndcg_of_rank(rank),
-            valid=True,
-            raw_output=json.dumps(raw),
-        )
+        return ranking_judgement(task, profile, self.name, ranked, json.dumps(raw))

@@ -18,7 +18,7 @@ from lettingo.data.movielens import MovieLens
 from lettingo.data.protocol import build_tasks
 from lettingo.errors import ComponentConfigError
 from lettingo.hookspecs import hookimpl
-from lettingo.recommenders.embedding_ranker import ndcg_of_rank
+from lettingo.metrics import ndcg_at_k
 from lettingo.testing import plugin_registered
 from lettingo.types import Item, Profile
 from lettingo_implicit.recommender import ImplicitReranker, fit_model, hold_out_last
@@ -195,7 +195,7 @@ def test_judgements_are_well_formed(recommender, ml100k, ctx):
         assert judgement.profile_id == (profile.profile_id if profile else f"{task.task_id}/none")
         assert sorted(judgement.prediction) == sorted(task.candidates) and len(judgement.prediction) == 20
         rank = rank_of_target(judgement, task)
-        assert judgement.score == ndcg_of_rank(rank) and judgement.correct == (rank < 5) and judgement.valid
+        assert judgement.score == ndcg_at_k(rank, 10) and judgement.correct == (rank < 5) and judgement.valid
         raw = json.loads(judgement.raw_output)
         assert list(raw) == judgement.prediction
         assert all(set(v) == {"cf", "sim", "final"} for v in raw.values())
