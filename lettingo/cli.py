@@ -4,6 +4,7 @@
     lettingo resume RUN_DIR            finish an interrupted run with the config it was made with
     lettingo plugins [--json]          installed plugins, their hooks and components
     lettingo models [prepare NAME]     packaged offline models; prepare converts one into the cache
+    lettingo --no-plugins COMMAND ...  the same with built-ins only: no entry-point plugin loads
 
 Heavy libraries are imported only by the subcommands that need them.
 """
@@ -166,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="lettingo", description="LLM-written user profiles, aligned with what helps the recommender.",
         epilog="`lettingo run --help` shows Hydra's options; `lettingo run experiment=quickstart` runs the demo.")
+    parser.add_argument(
+        "--no-plugins", action="store_true",
+        help="load no installed entry-point plugin, built-ins only (the same as LETTINGO_LOAD_PLUGINS=''); "
+             "goes before the command, e.g. `lettingo --no-plugins plugins`")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the pipeline; the rest of the line goes to Hydra", add_help=False)
     resume = sub.add_parser("resume", help="finish an interrupted run with its recorded config")
@@ -178,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     models_cmd = sub.add_parser("models", help="list packaged offline models, or prepare one")
     models_cmd.add_argument("action", nargs="?", choices=["list", "prepare"])
     models_cmd.add_argument("name", nargs="?")
+    # Global flags come before the command; `run` hands everything after it to Hydra untouched.
+    while argv and argv[0] == "--no-plugins":
+        argv.pop(0)
+        # Set before anything loads plugins; the environment also reaches child processes
+        # (Hydra's joblib launcher), so they load none either.
+        os.environ["LETTINGO_LOAD_PLUGINS"] = ""
     if argv and argv[0] == "run":
         return _hydra_run(argv[1:])
     args = parser.parse_args(argv)

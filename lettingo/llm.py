@@ -41,11 +41,32 @@ def check_generate_args(prompts: list[Messages], params: SamplingParams, seeds: 
         raise ValueError(f"generate: n and max_new_tokens must be at least 1, got {params}")
 
 
+_SLOT = "\ue000lettingo-content-{}\ue001"  # private-use characters: never in a template
+
+
 def encode_chat(tokenizer, messages: Messages, max_input_tokens: int) -> list[int]:
     """Chat-template token ids ending in the generation prompt, cut to their last
-    ``max_input_tokens``. Local backends (transformers, vllm) share it, so both see the same tokens."""
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
+    ``max_input_tokens``. Local backends (transformers, vllm) share it, so both see the same tokens.
+
+    Message contents are data (reviews, titles, profiles): a ``<|im_start|>`` written inside one
+    must stay text, never become the control token that starts a new turn. Contents holding a
+    special token's text are tokenized on their own with ``split_special_tokens=True``; the
+    template around them keeps its real special tokens.
+    """
+    special = set(getattr(tokenizer, "all_special_tokens", [])) | {
+        token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    if not any(token and token in m["content"] for m in messages for token in special):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
+    else:
+        slots = [{**m, "content": _SLOT.format(i)} for i, m in enumerate(messages)]
+        rest = tokenizer.apply_chat_template(slots, add_generation_prompt=True, tokenize=False)
+        ids = []
+        for i, message in enumerate(messages):
+            before, rest = rest.split(_SLOT.format(i), 1)
+            ids += tokenizer.encode(before, add_special_tokens=False)
+            ids += tokenizer.encode(message["content"], add_special_tokens=False, split_special_tokens=True)
+        ids += tokenizer.encode(rest, add_special_tokens=False)
     if len(ids) > max_input_tokens:
         log.warning("prompt of %d tokens cut to its last %d (max_input_tokens)", len(ids), max_input_tokens)
         ids = ids[-max_input_tokens:]

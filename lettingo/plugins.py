@@ -1,9 +1,10 @@
 """The plugin manager: built-ins and third-party plugins, registered the same way.
 
 Built-ins are the modules in ``DEFAULT_PLUGINS``. Third-party plugins come from the entry-point
-group ``lettingo``; ``LETTINGO_LOAD_PLUGINS=a,b`` limits which of them load (empty: none), and
-under pytest none load unless a test calls :func:`load_entrypoints` itself. Lookups call the
-registration hooks afresh, so a plugin registered at any time is visible at once.
+group ``lettingo``; ``LETTINGO_LOAD_PLUGINS=a,b`` limits which of them load (empty: none, which is
+what ``lettingo --no-plugins`` sets), and under pytest none load unless a test calls
+:func:`load_entrypoints` itself. Lookups call the registration hooks afresh, so a plugin registered
+at any time is visible at once.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def load_entrypoints(only: list[str] | None = None) -> None:
         try:
             module = ep.load()
         except Exception as exc:  # one broken plugin must not take down the rest
-            print(f"lettingo: plugin {ep.name!r} ({dist}) failed to load: {exc}", file=sys.stderr)
+            print(f"lettingo: plugin {ep.name!r} ({dist}) failed to load: {type(exc).__name__}: {exc} "
+                  "(skipped; LETTINGO_LOAD_PLUGINS or `lettingo --no-plugins` leaves plugins out)",
+                  file=sys.stderr)
             continue
         pm.register(module, name=ep.name)
     pm.check_pending()  # an implementation whose name matches no hookspec fails loudly

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pluggy
@@ -163,3 +166,60 @@ def test_each_registration_hook_registers_a_buildable_component():
     finally:
         plugins.unregister_plugin("every-kind")
     assert "echo" not in plugins.components("llm")  # lookups are fresh: gone once unregistered
+
+
+# -- the command line's view of entry points (subprocesses: entry points load outside pytest) -------
+
+def _broken_distribution(site: Path) -> Path:
+    """A throwaway installed distribution whose entry point's module raises ImportError on import:
+    a ``*.dist-info`` folder on the path is all ``importlib.metadata`` needs."""
+    info = site / "lettingo_broken-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lettingo-broken\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[lettingo]\nbroken = lettingo_broken_plugin\n")
+    (site / "lettingo_broken_plugin.py").write_text(
+        'raise ImportError("needs libfrobnicate, which is not installed")\n')
+    return site
+
+
+def _lettingo(args: list[str], pythonpath: Path | None = None, **env_vars: str):
+    env = {k: v for k, v in os.environ.items() if k != "LETTINGO_LOAD_PLUGINS"}  # conftest sets it
+    env.update(env_vars)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "lettingo.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=180)
+
+
+def test_no_plugins_flag_lists_built_ins_only(tmp_path):
+    site = _broken_distribution(tmp_path / "site")
+    plain = _lettingo(["plugins", "--json"], pythonpath=site)
+    assert plain.returncode == 0, plain.stderr
+    assert "transformers" in {r["name"] for r in json.loads(plain.stdout)}  # so the flag is what hides them
+
+    done = _lettingo(["--no-plugins", "plugins", "--json"], pythonpath=site)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert {r["name"] for r in rows} == set(plugins.DEFAULT_PLUGINS)
+    assert all(r["distribution"] == "lettingo" for r in rows)
+    assert "broken" not in done.stderr  # not even imported: --no-plugins loads no entry point at all
+
+
+def test_no_plugins_flag_is_in_the_help():
+    done = _lettingo(["--help"])
+    assert done.returncode == 0 and "--no-plugins" in done.stdout
+
+
+def test_a_plugin_that_fails_to_import_is_named_and_the_others_still_load(tmp_path):
+    site = _broken_distribution(tmp_path / "site")
+    done = _lettingo(["plugins", "--json"], pythonpath=site)
+    assert done.returncode == 0, done.stderr
+    assert ("lettingo: plugin 'broken' (lettingo-broken) failed to load: ImportError: "
+            "needs libfrobnicate, which is not installed") in done.stderr
+    names = {r["name"] for r in json.loads(done.stdout)}  # stdout is still clean JSON
+    assert {"transformers", "trl"} <= names and "broken" not in names
+    assert set(plugins.DEFAULT_PLUGINS) <= names
+
+    only = _lettingo(["plugins", "--json"], pythonpath=site, LETTINGO_LOAD_PLUGINS="transformers")
+    assert only.returncode == 0 and "broken" not in only.stderr  # left out: never imported
+    assert "transformers" in {r["name"] for r in json.loads(only.stdout)}
