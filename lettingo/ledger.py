@@ -32,6 +32,10 @@ def model_label(identity: dict[str, Any]) -> str:
 class Ledger:
     def __init__(self, run_dir: str | Path | None = None):
         self.path = Path(run_dir) / LEDGER_FILE if run_dir else None
+        if self.path is not None and self.path.exists():
+            from lettingo.store import read_jsonl
+
+            read_jsonl(self.path)  # cuts off a row a kill left half-written, so appends stay valid
         self.stage: str | None = None
         self.generator: str | None = None
         self.rows: list[dict[str, Any]] = []

@@ -111,20 +111,21 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
     ctx = Context(cfg, store.dir, cache)
     fingerprints = stage_fingerprints(cfg)
     restart = cfg.get("resume", "refuse") == "restart"
-    manifest = store.manifest()
-    store.update_manifest(
-        config=cfg_container,
-        config_hash=digest(cfg_container),
-        versions=package_versions(),
-        seeds={"seed": cfg.seed, "protocol": cfg.protocol.seed},
-        created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
-    )
     results: dict[str, Any] = {}
     dry_run = bool(cfg.get("dry_run", False))
     if dry_run:  # data only: the estimate needs the users, and no stage past prepare runs
         stages = [s for s in stages if s == "prepare"] or ["prepare"]
     shard_done: list[str] = []
+    stage = "start"
     try:
+        manifest = store.manifest()
+        store.update_manifest(
+            config=cfg_container,
+            config_hash=digest(cfg_container),
+            versions=package_versions(),
+            seeds={"seed": cfg.seed, "protocol": cfg.protocol.seed},
+            created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        )
         for stage in stages:
             fingerprint, inputs = fingerprints[stage]
             store.check_stage(stage, fingerprint, inputs, restart)
@@ -155,6 +156,14 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
             from lettingo.pipeline.dry_run import estimate
 
             return {"dry_run": estimate(ctx, store)}
+    except OSError as exc:  # anywhere: a stage's rows, the manifest, the ledger, a checkpoint
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(
+            f"the disk holding {store.dir} is full (or over quota) during the '{stage}' stage: {exc}. Every "
+            f"unit written before is kept (a line cut short is dropped on resume); free some space and run "
+            f"`lettingo resume {store.dir}`"
+        ) from None
     finally:
         ctx.release_llms()
         if cache is not None:
@@ -175,16 +184,7 @@ def _run_stage(ctx: Context, store: RunStore, stage: str, key: str, fingerprint:
     store.mark_stage(key, fingerprint, inputs, "running")
     started, rows_before = time.time(), len(ctx.ledger.rows)
     ctx.ledger.stage = stage
-    try:
-        summary = module.run(ctx, store) or {}
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DiskFullError(
-            f"the disk holding {store.dir} is full (or over quota) during the '{stage}' stage: {exc}. Every "
-            f"unit written before is kept (a line cut short is dropped on resume); free some space and run "
-            f"`lettingo resume {store.dir}`"
-        ) from None
+    summary = module.run(ctx, store) or {}
     summary["seconds"] = round(time.time() - started, 2)
     usage = ledger.summarize(ctx.ledger.rows[rows_before:], by=("model",))
     if usage:

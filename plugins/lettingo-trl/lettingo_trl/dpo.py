@@ -214,9 +214,13 @@ def _conversational_example(pair: PreferencePair) -> dict[str, Any]:
 
 
 def _latest_checkpoint(checkpoints: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    """The newest whole checkpoint. The Trainer writes ``trainer_state.json`` last, so a checkpoint
+    without it was cut short (a kill, a full disk) and is passed over."""
+    if not checkpoints.is_dir():
+        return None
+    whole = [p for p in checkpoints.glob("checkpoint-*")
+             if p.name.rsplit("-", 1)[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(max(whole, key=lambda p: int(p.name.rsplit("-", 1)[-1]))) if whole else None
 
 
 def _target_modules(value: Any) -> str | list[str]:
