@@ -20,6 +20,7 @@ from lettingo import ledger, plugins
 from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.errors import DiskFullError
+from lettingo.secrets import scrub_urls
 from lettingo.pipeline.shards import SHARDED_STAGES, Shard, merge_stage
 from lettingo.store import STAGES, RunStore
 
@@ -49,7 +50,7 @@ def package_versions() -> dict[str, str]:
 
 
 def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = scrub_urls(OmegaConf.to_container(cfg, resolve=True))  # recorded in the manifest
     out, upstream = {}, ""
     for stage in STAGES:
         inputs = {key: resolved.get(key) for key in STAGE_INPUTS[stage]}
@@ -105,7 +106,7 @@ def merge_shards(cfg: DictConfig, run_dir: str | Path) -> dict[str, dict[str, in
 
 def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: bool = False) -> dict[str, Any]:
     shard = Shard.of(cfg)
-    cfg_container = OmegaConf.to_container(cfg, resolve=True)
+    cfg_container = scrub_urls(OmegaConf.to_container(cfg, resolve=True))
     cfg_container.pop("shard", None)  # the run's config: one for all its shards (resume runs unsharded)
     cache = CallCache(cfg.cache.path) if cfg.cache.enabled else None
     ctx = Context(cfg, store.dir, cache)

@@ -42,3 +42,23 @@ def test_a_run_with_an_api_generator_keeps_the_key_out_of_everything(tmp_path, t
     leaked = [p.name for p in [*run_dir.rglob("*"), *cache.parent.rglob("*")] if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaked == []
     assert SECRET not in caplog.text and "InternalServerError" in caplog.text
+
+
+def test_credentials_in_the_server_address_stay_out_of_the_run(tmp_path, tiny, monkeypatch):
+    """A base URL carrying credentials (user:token@ and ?api_key=) is used for the calls but
+    recorded masked: manifest, stage records, ledger, report and cache never hold them."""
+    plugins.load_entrypoints(only=["transformers", "trl", "litellm"])
+    cache = tmp_path / "cache" / "calls.sqlite"
+    with scripted_server([]) as server:
+        base = server["url"].replace("http://", f"http://proxyuser:{SECRET}@") + f"?api_key={SECRET}-q"
+        monkeypatch.setenv("LETTINGO_SECRET_TEST_BASE", base)
+        generators = ("explore.generators=[{name: api, llm: {name: litellm, model: openai/scripted, "
+                      "api_base: '${oc.env:LETTINGO_SECRET_TEST_BASE}', max_retries: 0}, num_profiles: 1}]")
+        cfg = api.compose(tiny_overrides(tiny, train=4, test=2) + [generators, f"cache.path={cache}"])
+        api.run(cfg, tmp_path / "run", stages=["prepare", "explore"])
+    assert len(server["requests"]) == 4  # the calls went out, through the address with its credentials
+    manifest = (tmp_path / "run" / "manifest.json").read_text()
+    assert "http://***@127.0.0.1" in manifest and "api_key=***" in manifest
+    leaked = [p.name for p in [*(tmp_path / "run").rglob("*"), *cache.parent.rglob("*")]
+              if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaked == []
