@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "logging_steps": 1,
     "save_steps": 50,
     "dtype": "float32",
+    "num_processes": 1,
+    "accelerate_config": None,
 }
 
 NO_PAIRS_MESSAGE = (
@@ -51,6 +53,7 @@ class AlignerInputError(LettingoError, ValueError):
 
 
 DONE_FILE = "DONE.json"
+LAUNCH_FILE = "launch.json"  # pairs and settings handed to the training processes
 INPUTS_FILE = "inputs.json"
 LOG_FILE = "training_log.jsonl"
 
@@ -78,8 +81,12 @@ class DPOAligner:
 
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoints = output_dir / "checkpoints"
-        self._drop_stale_checkpoints(output_dir, checkpoints, fingerprint)
-        _write_json_atomic(output_dir / INPUTS_FILE, {"fingerprint": fingerprint, "base": base_model})
+        if not _in_launched_process():
+            self._drop_stale_checkpoints(output_dir, checkpoints, fingerprint)
+            _write_json_atomic(output_dir / INPUTS_FILE, {"fingerprint": fingerprint, "base": base_model})
+            if int(self.cfg.num_processes) > 1:  # training only, in processes of its own
+                self._launch(pairs, base_model, output_dir)
+                return self._recorded(output_dir, fingerprint)
 
         started = time.monotonic()
         trainer, tokenizer = self._trainer(pairs, base_model, checkpoints)
@@ -88,6 +95,8 @@ class DPOAligner:
         if last:
             log.info("resuming DPO training from %s", last)
         result = trainer.train(resume_from_checkpoint=last)
+        if not trainer.accelerator.is_main_process:  # one process writes the adapter and the records
+            return AlignedModel(base=base_model, adapter_path=None, aligner=self.name)
 
         adapter_dir = output_dir / "adapter"
         trainer.model.save_pretrained(adapter_dir)
@@ -104,6 +113,7 @@ class DPOAligner:
             "dropped_pairs": len(pairs) - kept,
             "truncated_pairs": truncated,
             "steps": trainer.state.global_step,
+            "processes": trainer.accelerator.num_processes,
             "epochs": self.cfg.epochs,
             "train_seconds": round(time.monotonic() - started, 2),
         }
@@ -112,6 +122,37 @@ class DPOAligner:
         _write_json_atomic(done, aligned.to_dict())
         shutil.rmtree(checkpoints, ignore_errors=True)
         return aligned
+
+    def _launch(self, pairs: list[PreferencePair], base_model: str, output_dir: Path) -> None:
+        """Train in ``num_processes`` processes: ``accelerate launch`` on GPUs (or with
+        ``accelerate_config``, e.g. DeepSpeed ZeRO), ``torchrun`` with gloo on CPUs. The processes
+        read the pairs and settings from ``output_dir`` and rank 0 writes the adapter there."""
+        import subprocess
+        import sys
+
+        import torch
+
+        _write_json_atomic(output_dir / LAUNCH_FILE, {
+            "base": base_model, "settings": OmegaConf.to_container(self.cfg, resolve=True),
+            "pairs": [pair.to_dict() for pair in pairs]})
+        n = str(int(self.cfg.num_processes))
+        script = ["-m", "lettingo_trl.launch", str(output_dir)]
+        if self.cfg.accelerate_config:
+            command = ["-m", "accelerate.commands.launch", "--config_file", str(self.cfg.accelerate_config),
+                       "--num_processes", n, *script]
+        elif torch.cuda.is_available():
+            command = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", n,
+                       "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *script]
+        else:
+            command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *script]
+        log.info("training in %s processes: %s", n, " ".join(command))
+        finished = subprocess.run([sys.executable, *command], capture_output=True, text=True)
+        if finished.returncode != 0 or not (output_dir / DONE_FILE).exists():
+            raise LettingoError(
+                f"DPO training in {n} processes failed (exit {finished.returncode}); checkpoints in "
+                f"{output_dir / 'checkpoints'} are kept, so a rerun resumes. Its last output:\n"
+                + "\n".join((finished.stderr or finished.stdout).strip().splitlines()[-15:])
+            )
 
     def _trainer(self, pairs: list[PreferencePair], base_model: str, checkpoints: Path):
         import torch
@@ -202,6 +243,11 @@ class DPOAligner:
         if checkpoints.exists() and (inputs or {}).get("fingerprint") != fingerprint:
             log.warning("%s holds checkpoints of another training; starting afresh", checkpoints)
             shutil.rmtree(checkpoints)
+
+
+def _in_launched_process() -> bool:
+    """Inside one of the processes that ``_launch`` started (torchrun / accelerate set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _conversational_example(pair: PreferencePair) -> dict[str, Any]:

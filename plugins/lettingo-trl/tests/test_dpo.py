@@ -219,3 +219,21 @@ def test_plugin_module_imports_no_heavy_library():
     code = "import sys, lettingo_trl.plugin; print(sorted({'torch', 'trl', 'transformers', 'peft'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_training_in_two_processes_splits_the_batches_and_writes_one_adapter(trained, tiny_model, tmp_path):
+    """num_processes=2 on a CPU: two torchrun processes (gloo) share the pairs; rank 0 alone writes."""
+    _, single_out, _ = trained
+    out = tmp_path / "two"
+    aligned = DPOAligner({**FAST, "num_processes": 2}, None).train(make_pairs(), tiny_model, out)
+    assert aligned.metrics["processes"] == 2 and aligned.metrics["pairs"] == 6
+    # each process gets 3 of the 6 pairs an epoch: batches of 2 and 1, so 2 steps an epoch, not 3
+    assert aligned.metrics["steps"] == 2 * 3
+    assert (out / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+    rows = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert len(rows) == aligned.metrics["steps"] and rows[-1]["loss"] < rows[0]["loss"]
+    assert AlignedModel.from_dict(json.loads((out / "DONE.json").read_text())) == aligned
+    assert not (out / "checkpoints").exists()
+    again = DPOAligner({**FAST, "num_processes": 2}, None).train(make_pairs(), tiny_model, out)
+    assert again == aligned  # recorded: no second launch

@@ -1,0 +1,23 @@
+"""One training process of a multi-process DPO run (started by ``DPOAligner._launch``).
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m lettingo_trl.launch OUTPUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lettingo.types import PreferencePair
+from lettingo_trl.dpo import LAUNCH_FILE, DPOAligner
+
+
+def main(output_dir: str) -> None:
+    launch = json.loads((Path(output_dir) / LAUNCH_FILE).read_text())
+    pairs = [PreferencePair.from_dict(row) for row in launch["pairs"]]
+    DPOAligner(launch["settings"]).train(pairs, launch["base"], Path(output_dir))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
