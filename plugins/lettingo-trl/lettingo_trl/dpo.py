@@ -166,7 +166,8 @@ class DPOAligner:
         dtype = cfg.dtype if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
         tokenizer = AutoTokenizer.from_pretrained(base_model)
         model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
-        dataset = Dataset.from_list([_conversational_example(pair) for pair in pairs])
+        special = set(tokenizer.all_special_tokens) | {t.content for t in tokenizer.added_tokens_decoder.values()}
+        dataset = Dataset.from_list([_conversational_example(pair, special) for pair in pairs])
         lora = LoraConfig(
             task_type="CAUSAL_LM",
             r=cfg.lora.r,
@@ -250,13 +251,23 @@ def _in_launched_process() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def _conversational_example(pair: PreferencePair) -> dict[str, Any]:
+def _conversational_example(pair: PreferencePair, special: set[str] = frozenset()) -> dict[str, Any]:
     """TRL's conversational preference format: the chat template is applied by the trainer."""
     return {
-        "prompt": [{"role": m["role"], "content": m["content"]} for m in pair.prompt_messages],
-        "chosen": [{"role": "assistant", "content": pair.chosen}],
-        "rejected": [{"role": "assistant", "content": pair.rejected}],
+        "prompt": [{"role": m["role"], "content": _as_text(m["content"], special)} for m in pair.prompt_messages],
+        "chosen": [{"role": "assistant", "content": _as_text(pair.chosen, special)}],
+        "rejected": [{"role": "assistant", "content": _as_text(pair.rejected, special)}],
     }
+
+
+def _as_text(content: str, special: set[str]) -> str:
+    """Data that spells a special token (``<|im_start|>`` in a review) must stay text: TRL tokenizes
+    the templated string, which would read it as a control token, so a zero-width space breaks the
+    spelling (generation tokenizes such text with split_special_tokens instead)."""
+    for token in special:
+        if len(token) > 1 and token in content:
+            content = content.replace(token, token[0] + "\u200b" + token[1:])
+    return content
 
 
 def _latest_checkpoint(checkpoints: Path) -> str | None:
