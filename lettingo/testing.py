@@ -76,3 +76,18 @@ def plugin_registered(plugin, name: str):
         plugins.unregister_plugin(name)
         if previous is not None:
             plugins.register_plugin(plugin, previous)
+
+
+def comparable_rows(path) -> list[dict]:
+    """A stage file's rows without what two equal runs may differ in: wall-clock latency, and the
+    sixth decimal of embedding similarities (sentence-transformers batches users differently)."""
+    import json
+
+    from lettingo.store import read_jsonl
+
+    rows = read_jsonl(Path(path))
+    for row in rows:
+        row.get("usage", {}).pop("latency_s", None)
+        if row.get("recommender") == "embedding_ranker":
+            row["raw_output"] = {k: round(v, 4) for k, v in json.loads(row["raw_output"]).items()}
+    return rows

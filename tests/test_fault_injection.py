@@ -28,7 +28,7 @@ from lettingo import api, plugins
 from lettingo.errors import DiskFullError, RunLockedError
 from lettingo.ledger import Ledger
 from lettingo.store import JsonlAppender, RunStore, read_jsonl
-from lettingo.testing import tiny_overrides
+from lettingo.testing import comparable_rows, tiny_overrides
 
 SEED = int(os.environ.get("LETTINGO_FAULT_SEED", "0"))
 TRAIN, TEST, NUM_PROFILES = 8, 6, 2  # NUM_PROFILES: tiny_overrides' explore.num_profiles
@@ -52,23 +52,12 @@ def overrides(tiny_model: str, cache: Path) -> list[str]:
     return tiny_overrides(tiny_model, train=TRAIN, test=TEST) + DETERMINISTIC + [f"cache.path={cache}"]
 
 
-def rows_of(path: Path) -> list[dict]:
-    """A stage file's rows without what two equal runs may differ in: wall-clock latency, and the
-    sixth decimal of embedding similarities (sentence-transformers batches users differently)."""
-    rows = read_jsonl(path)
-    for row in rows:
-        row.get("usage", {}).pop("latency_s", None)
-        if row.get("recommender") == "embedding_ranker":
-            row["raw_output"] = {k: round(v, 4) for k, v in json.loads(row["raw_output"]).items()}
-    return rows
-
-
 def assert_same_as_reference(run_dir: Path, reference_dir: Path, context: str = "") -> None:
     for name, key in KEYS.items():
-        rows = rows_of(run_dir / name)
+        rows = comparable_rows(run_dir / name)
         keys = [key(r) for r in rows]
         assert len(keys) == len(set(keys)), f"{name}: duplicated rows {sorted(k for k in keys if keys.count(k) > 1)} {context}"
-        assert rows == rows_of(reference_dir / name), f"{name} differs from the uninterrupted run {context}"
+        assert rows == comparable_rows(reference_dir / name), f"{name} differs from the uninterrupted run {context}"
     assert read_jsonl(run_dir / "pairs.jsonl") == read_jsonl(reference_dir / "pairs.jsonl"), f"pairs.jsonl {context}"
     results = json.loads((run_dir / "results.json").read_text())
     reference = json.loads((reference_dir / "results.json").read_text())
@@ -250,7 +239,7 @@ def test_a_torn_last_line_is_dropped_and_its_unit_redone(reference, tiny_model, 
     rows = read_jsonl(profiles)
     assert rows[: line - 1] == [json.loads(x) for x in data.splitlines()[: line - 1]]  # kept as they were
     assert len({KEYS["profiles.jsonl"](r) for r in rows}) == len(rows) == NUM_PROFILES * TRAIN
-    assert rows_of(profiles) == rows_of(reference / "profiles.jsonl"), f"torn after {users} users"
+    assert comparable_rows(profiles) == comparable_rows(reference / "profiles.jsonl"), f"torn after {users} users"
 
 
 @pytest.mark.slow
@@ -302,10 +291,10 @@ def test_a_full_disk_stops_with_a_clear_error_and_a_rerun_completes(reference, t
     capfd.readouterr()
     # the three users written before, and the fourth's first sample, are kept and readable; the
     # half-written line after them (the disk filled up in the middle of it) is dropped
-    written = rows_of(run_dir / "profiles.jsonl")
+    written = comparable_rows(run_dir / "profiles.jsonl")
     assert "was cut short by an interrupted write" in capfd.readouterr().err
     assert len(written) == 3 * NUM_PROFILES + 1
-    assert written == rows_of(reference / "profiles.jsonl")[: len(written)]
+    assert written == comparable_rows(reference / "profiles.jsonl")[: len(written)]
 
     monkeypatch.setattr(JsonlAppender, "append", REAL_APPEND)  # space freed
     # a fresh call cache, so what the full disk lost is generated again

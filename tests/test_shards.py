@@ -15,22 +15,11 @@ from omegaconf import OmegaConf
 from lettingo import api, plugins
 from lettingo.pipeline.shards import Shard, ShardError, merge_stage, shard_of
 from lettingo.store import RunStore, read_jsonl
-from lettingo.testing import tiny_overrides
+from lettingo.testing import comparable_rows, tiny_overrides
 
 # One user per generate call, so a user's samples do not depend on who shares their batch.
 DETERMINISTIC = ["explore.sequences_per_call=2", "test.sequences_per_call=1", "test.baseline_prompts=[raw_history]"]
 PER_USER_FILES = ["profiles.jsonl", "judgements.jsonl", "test_profiles.jsonl", "test_judgements.jsonl"]
-
-
-def rows_of(path):
-    """A stage file's rows without what two equal runs may differ in: wall-clock latency, and the
-    sixth decimal of embedding similarities (sentence-transformers batches users differently)."""
-    rows = read_jsonl(path)
-    for row in rows:
-        row.get("usage", {}).pop("latency_s", None)
-        if row.get("recommender") == "embedding_ranker":
-            row["raw_output"] = {k: round(v, 4) for k, v in json.loads(row["raw_output"]).items()}
-    return rows
 
 
 def test_shards_partition_the_users_and_name_their_files():
@@ -94,7 +83,7 @@ def test_a_three_shard_run_merged_equals_the_unsharded_run_row_for_row(reference
         assert shard_job(index)["done"] == ["test"] and shard_job(index)["stopped_before"] == "report"
     results = api.run(unsharded, run_dir)  # merges the test shards, reports
     for name in PER_USER_FILES + ["pairs.jsonl", "tasks.jsonl"]:
-        assert rows_of(run_dir / name) == rows_of(reference_dir / name), name
+        assert comparable_rows(run_dir / name) == comparable_rows(reference_dir / name), name
     assert results["methods"] == reference_results["methods"]
     stages = RunStore(run_dir).manifest()["stages"]
     assert stages["explore"]["summary"]["merged_from_shards"] == {"profiles.jsonl": 16}
@@ -121,4 +110,4 @@ def test_shards_run_as_parallel_jobs_on_the_joblib_launcher(reference_run, tmp_p
     assert merged.returncode == 0, merged.stderr[-2000:]
     assert "explore: profiles.jsonl (16 rows)" in merged.stdout and "evaluate: judgements.jsonl (16 rows)" in merged.stdout
     for name in ("profiles.jsonl", "judgements.jsonl"):
-        assert rows_of(run_dir / name) == rows_of(reference_dir / name), name
+        assert comparable_rows(run_dir / name) == comparable_rows(reference_dir / name), name
