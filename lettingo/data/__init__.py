@@ -9,6 +9,8 @@ once for all datasets.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lettingo.errors import LettingoError
 
 
@@ -16,6 +18,21 @@ class DatasetError(LettingoError, ValueError):
     """Input data that cannot be used; the message names the file, the line when known, and the fix."""
 
 
+class FileDataset:
+    """A ``dataset`` component that reads files the user downloaded into ``dataset.path``."""
+
+    def __init__(self, cfg, ctx=None):
+        self.cfg = cfg
+        self.ctx = ctx
+
+    def folder(self, when_null: str) -> Path:
+        """``dataset.path`` as a path; ``when_null`` is the error (what to download, where) if unset."""
+        path = self.cfg.get("path")
+        if path is None:
+            raise DatasetError(when_null)
+        return Path(str(path)).expanduser()
+
+
 from lettingo.data.prepared import DatasetBuilder, InteractionData, cached_dataset  # noqa: E402
 
-__all__ = ["DatasetError", "DatasetBuilder", "InteractionData", "cached_dataset"]
+__all__ = ["DatasetError", "DatasetBuilder", "FileDataset", "InteractionData", "cached_dataset"]

@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import json_records
 
 RELEASES = ("2018", "2023")
@@ -69,21 +69,15 @@ def meta_names(release: str, category: str) -> tuple[str, ...]:
 HINT = "is this the right file, and does dataset.version match it?"
 
 
-class Amazon:
+class Amazon(FileDataset):
     """The ``amazon`` dataset component: ``load()`` returns an :class:`InteractionData`."""
 
-    def __init__(self, cfg, ctx=None):
-        self.cfg = cfg
-        self.ctx = ctx
-
     def load(self) -> InteractionData:
-        path = self.cfg.get("path")
-        if path is None:
-            raise DatasetError(
-                "dataset.path is null, and lettingo ships no copy of Amazon Reviews: download one category's "
-                f"reviews and metadata from {DOWNLOAD['2018']} (2018) or {DOWNLOAD['2023']} (2023) into one "
-                "folder, then set dataset.path to that folder and dataset.category to the category"
-            )
+        folder = self.folder(
+            "dataset.path is null, and lettingo ships no copy of Amazon Reviews: download one category's "
+            f"reviews and metadata from {DOWNLOAD['2018']} (2018) or {DOWNLOAD['2023']} (2023) into one "
+            "folder, then set dataset.path to that folder and dataset.category to the category"
+        )
         category = str(self.cfg.get("category") or "").strip()
         if not category:
             raise DatasetError("dataset.category is empty; set it to a category's file stem, e.g. Books")
@@ -91,7 +85,7 @@ class Amazon:
         if version not in ("auto", *RELEASES):
             raise DatasetError(f"dataset.version must be auto, 2018 or 2023, got {version!r}")
         max_chars = int(self.cfg.get("max_description_chars", 300))
-        release, reviews, meta = find_files(Path(str(path)).expanduser(), category, version)
+        release, reviews, meta = find_files(folder, category, version)
 
         def build(builder: DatasetBuilder) -> dict:
             return load_amazon(release, reviews, meta, builder, max_chars) | {"category": category}

@@ -64,33 +64,25 @@ record (the others of the line are kept), reported with the line's number. More 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, InteractionData, cached_dataset
-from lettingo.data.reading import json_records
+from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data.reading import iso_seconds, json_records
 
 FILES = ("items", "interactions")
 REQUIRED = ("item_id", "rating", "timestamp")  # user_id is checked on the line
 FORMAT_DOC = "lettingo/data/jsonl.py"
 
 
-class JsonLines:
+class JsonLines(FileDataset):
     """The ``jsonl`` dataset component: ``load()`` returns an :class:`InteractionData`."""
 
-    def __init__(self, cfg, ctx=None):
-        self.cfg = cfg
-        self.ctx = ctx
-
     def load(self) -> InteractionData:
-        path = self.cfg.get("path")
-        if path is None:
-            raise DatasetError(
-                "dataset jsonl has no packaged data: set dataset.path to a folder holding items.jsonl and "
-                f"interactions.jsonl (or .jsonl.gz); the format is documented in {FORMAT_DOC}"
-            )
-        folder = Path(str(path)).expanduser()
+        folder = self.folder(
+            "dataset jsonl has no packaged data: set dataset.path to a folder holding items.jsonl and "
+            f"interactions.jsonl (or .jsonl.gz); the format is documented in {FORMAT_DOC}"
+        )
         items_path, interactions_path = find_files(folder)
         return cached_dataset(
             "jsonl", [items_path, interactions_path], {"format": "jsonl"}, self.cfg,
@@ -260,17 +252,7 @@ def parse_timestamp(value) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read the "Z" suffix
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+    return int(text) if text.lstrip("-").isdigit() else iso_seconds(text)
 
 
 def _json_type(value) -> str:

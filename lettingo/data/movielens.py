@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lettingo.assets import ML100K_DIR, packaged_path
-from lettingo.data import DatasetBuilder, DatasetError, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import BadRecords, read_lines
 
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
@@ -45,12 +45,8 @@ OPTIONAL = {"dat": ("tags.dat",), "csv": ("tags.csv",)}
 RATING_SCALES = {"ml-100k": (1, 5), "atomic": (1, 5), "dat": (0.5, 5), "csv": (0.5, 5)}
 
 
-class MovieLens:
+class MovieLens(FileDataset):
     """The ``movielens`` dataset component: ``load()`` returns an :class:`InteractionData`."""
-
-    def __init__(self, cfg, ctx=None):
-        self.cfg = cfg
-        self.ctx = ctx
 
     def load(self) -> InteractionData:
         path = self.cfg.get("path")

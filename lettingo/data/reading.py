@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -163,3 +164,17 @@ def json_records(path: Path, records: BadRecords, required: tuple[str, ...] = ()
         value = parse_json(path, line_no, line, records)
         if value is not None:
             yield line_no, value
+
+
+def iso_seconds(text: str) -> int | None:
+    """An ISO-8601 date or date-time as Unix seconds, UTC when it has no offset; None if it is not one."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read the "Z" suffix
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())

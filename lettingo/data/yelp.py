@@ -17,13 +17,11 @@ records rather than kept without item text.
 
 from __future__ import annotations
 
-import calendar
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, InteractionData, cached_dataset
-from lettingo.data.reading import json_records
+from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data.reading import iso_seconds, json_records
 
 DOWNLOAD = "https://www.yelp.com/dataset"
 BUSINESSES = "yelp_academic_dataset_business.json"
@@ -31,22 +29,15 @@ REVIEWS = "yelp_academic_dataset_review.json"
 MAX_CATEGORIES = 5  # Yelp categories are flat tags, listed roughly from general to specific
 
 
-class Yelp:
+class Yelp(FileDataset):
     """The ``yelp`` dataset component: ``load()`` returns an :class:`InteractionData`."""
 
-    def __init__(self, cfg, ctx=None):
-        self.cfg = cfg
-        self.ctx = ctx
-
     def load(self) -> InteractionData:
-        path = self.cfg.get("path")
-        if path is None:
-            raise DatasetError(
-                f"dataset.path is null, and lettingo ships no copy of the Yelp Open Dataset: download it from "
-                f"{DOWNLOAD} (JSON), unpack yelp_dataset.tar and set dataset.path to the folder holding "
-                f"{BUSINESSES} and {REVIEWS}"
-            )
-        businesses, reviews = find_files(Path(str(path)).expanduser())
+        businesses, reviews = find_files(self.folder(
+            f"dataset.path is null, and lettingo ships no copy of the Yelp Open Dataset: download it from "
+            f"{DOWNLOAD} (JSON), unpack yelp_dataset.tar and set dataset.path to the folder holding "
+            f"{BUSINESSES} and {REVIEWS}"
+        ))
         return cached_dataset("yelp", [businesses, reviews], {}, self.cfg,
                               lambda builder: load_yelp(businesses, reviews, builder))
 
@@ -80,7 +71,8 @@ def load_yelp(businesses: Path, reviews: Path, builder: DatasetBuilder) -> dict:
     builder.source("ratings", reviews)
     required = ("user_id", "business_id", "stars", "date")
     for line_no, review in json_records(reviews, records, required, "Yelp reviews"):
-        seconds = epoch_seconds(review.get("date"))
+        date = review.get("date")
+        seconds = iso_seconds(date) if isinstance(date, str) else None
         if seconds is None:
             records.bad(reviews, line_no, "bad_timestamp",
                         f"date {review.get('date')!r} is not a date and time like 2018-07-07 22:09:11",
@@ -100,17 +92,3 @@ def business_attributes(business: dict[str, Any]) -> dict[str, Any]:
     categories = [str(c).strip() for c in raw or [] if c is not None and str(c).strip()][:MAX_CATEGORIES]
     place = ", ".join(str(business[k]).strip() for k in ("city", "state") if business.get(k))
     return {key: value for key, value in (("categories", categories), ("city", place)) if value}
-
-
-def epoch_seconds(value) -> int | None:
-    """``"2018-07-07 22:09:11"`` (or any ISO 8601 date) as Unix seconds, read as UTC when it has no
-    zone; None when it is not a date."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return calendar.timegm(moment.utctimetuple())
