@@ -1,4 +1,4 @@
-"""Built-in pair selectors: correct_vs_incorrect (the paper) and best_vs_worst."""
+"""Built-in pair selectors: correct_vs_incorrect (the paper), best_vs_worst and margin; caps and length balance."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def task(task_id: str) -> UserTask:
 
 
 def judged(task_id: str, sample: int, text: str, correct: bool, score: float, valid: bool = True,
-           prompt=None) -> tuple[Profile, Judgement]:
+           prompt=None, generator: str = "base") -> tuple[Profile, Judgement]:
     messages = prompt or [{"role": "user", "content": PROMPT[0]["content"].format(task_id)}]
-    profile = Profile(task_id, "base", "lettingo", sample, text, messages)
+    profile = Profile(task_id, generator, "lettingo", sample, text, messages)
     judgement = Judgement(profile.profile_id, task_id, "llm_sentiment", "like" if correct else "dislike",
                           correct, score, valid)
     return profile, judgement
@@ -109,3 +109,58 @@ def test_conflicting_judgements_and_unknown_tasks_are_errors():
         select("correct_vs_incorrect", [(profile, judgement), (profile, other)])
     with pytest.raises(KeyError, match="task 'g'"):
         select("best_vs_worst", [(profile, judgement)], tasks={"h": task("h")})
+
+
+def test_margin_pairs_every_profile_ahead_by_delta():
+    a = "a/base/lettingo/"
+    pairs = select("margin", MIXED, delta=0.3)
+    # scores a: 0=0.9 1=0.6 2=0.2 3=0.4 4=0.3 ("Loves space operas." again: never with sample 0)
+    assert set(ids(pairs)) == {(a + "0", a + "1"), (a + "0", a + "2"), (a + "0", a + "3"), (a + "1", a + "2"),
+                               (a + "1", a + "4")}  # graded: two right profiles can pair
+    assert all(p.margin >= 0.3 - 1e-9 for p in pairs)
+    assert [p.margin for p in pairs] == sorted((p.margin for p in pairs), reverse=True)
+    assert len(select("margin", MIXED, delta=0.05)) > len(pairs)  # task b's 0.1 difference now counts
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        select("margin", MIXED, delta=0)
+
+
+@pytest.mark.parametrize("selector", ["correct_vs_incorrect", "best_vs_worst", "margin"])
+def test_every_selector_caps_pairs_per_user_keeping_the_largest_margins(selector):
+    other = [{"role": "user", "content": "Second prompt for a."}]  # best_vs_worst: one pair per prompt
+    rows = MIXED + [judged("a", 7, "Second prompt, good.", True, 1.0, prompt=other),
+                    judged("a", 8, "Second prompt, bad.", False, 0.0, prompt=other)]
+    uncapped = select(selector, rows)
+    capped = select(selector, rows, max_pairs_per_user=1)
+    for user in {p.user_id for p in uncapped}:
+        best = max(p.margin for p in uncapped if p.user_id == user)
+        kept = [p for p in capped if p.user_id == user]
+        assert len(kept) == 1 and kept[0].margin == best
+    assert len([p for p in uncapped if p.user_id == "user-a"]) >= 2
+
+
+def long_and_short(task_id: str, chosen_longer: bool, margin: float) -> list:
+    long, short = f"{task_id}: a long and detailed profile of this user's tastes.", f"{task_id}: short."
+    good, bad = (long, short) if chosen_longer else (short, long)
+    return [judged(task_id, 0, good, True, 0.5 + margin / 2), judged(task_id, 1, bad, False, 0.5 - margin / 2)]
+
+
+def test_length_balance_keeps_as_many_chosen_longer_as_chosen_shorter_pairs():
+    rows = (long_and_short("l1", True, 0.9) + long_and_short("l2", True, 0.5) + long_and_short("l3", True, 0.2)
+            + long_and_short("s1", False, 0.3))
+    plain = select("correct_vs_incorrect", rows)
+    assert sum(len(p.chosen) > len(p.rejected) for p in plain) == 3
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "correct_vs_incorrect.yaml"), {"length_balance": True})
+    selector = Context(cache=None).build("pair_selector", cfg)
+    balanced = selector.select({t: task(t) for t in ("l1", "l2", "l3", "s1")}, [p for p, _ in rows],
+                               [j for _, j in rows])
+    assert [p.task_id for p in balanced] == ["l1", "s1"]  # of the chosen-longer, the largest margin stays
+    assert selector.last_summary["dropped_by_length_balance"] == 2
+    assert selector.last_summary["before_length_balance"] == {"pairs": 4, "chosen_longer": 3, "chosen_shorter": 1}
+
+
+def test_pairs_across_generators_use_the_shared_prompt():
+    rows = [judged("m", 0, "Written by model A.", True, 0.9, generator="model-a"),
+            judged("m", 0, "Written by model B.", False, 0.1, generator="model-b")]
+    pairs = select("correct_vs_incorrect", rows)
+    assert ids(pairs) == [("m/model-a/lettingo/0", "m/model-b/lettingo/0")]
+    assert pairs[0].prompt_messages == [{"role": "user", "content": "Describe user m."}]
