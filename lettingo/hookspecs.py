@@ -41,7 +41,9 @@ def lettingo_register_pair_selectors(register):
 
 @hookspec
 def lettingo_register_aligners(register):
-    """Register aligners: ``factory(cfg, ctx)`` returns an object with ``train(pairs, base_model, output_dir)``."""
+    """Register aligners: ``factory(cfg, ctx)`` returns an object with
+    ``train(pairs, base_model, output_dir, init_adapter=None) -> AlignedModel`` (``init_adapter``: the
+    previous round's adapter to continue, in iterative alignment; ``align.rounds``)."""
 
 
 @hookspec

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "lettingo.builtins.prompts",
     "lettingo.builtins.recommenders",
     "lettingo.builtins.pair_selectors",
+    "lettingo.builtins.aligners",
 )
 
 

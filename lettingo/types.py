@@ -117,6 +117,12 @@ class PreferencePair(_Record):
 @dataclass
 class AlignedModel(_Record):
     base: str
-    adapter_path: str | None
+    adapter_path: str | None  # a LoRA adapter on ``base``
     aligner: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None  # a whole fine-tuned model (full fine-tuning) instead of an adapter
+
+    @property
+    def unchanged(self) -> bool:
+        """No new weights (the ``none`` aligner): the aligned generator is the base generator."""
+        return self.adapter_path is None and self.model_path is None

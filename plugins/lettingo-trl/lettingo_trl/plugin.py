@@ -6,16 +6,33 @@ from lettingo.hookspecs import hookimpl
 
 from lettingo_trl import __version__  # noqa: F401  (shown by `lettingo plugins`)
 
+# name -> (module, class): imported on first use, so `lettingo plugins` stays fast
+ALIGNERS = {
+    "dpo": ("lettingo_trl.dpo", "DPOAligner"),
+    "sft": ("lettingo_trl.sft", "SFTAligner"),
+    "orpo": ("lettingo_trl.reference_free", "ORPOAligner"),
+    "simpo": ("lettingo_trl.reference_free", "SimPOAligner"),
+}
 
-def _dpo_factory(cfg, ctx):
-    from lettingo_trl.dpo import DPOAligner
 
-    return DPOAligner(cfg, ctx)
+def aligner_class(name: str):
+    import importlib
+
+    module, cls = ALIGNERS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def _factory(name: str):
+    def build(cfg, ctx):
+        return aligner_class(name)(cfg, ctx)
+
+    return build
 
 
 @hookimpl
 def lettingo_register_aligners(register):
-    register("dpo", _dpo_factory)
+    for name in ALIGNERS:
+        register(name, _factory(name))
 
 
 @hookimpl

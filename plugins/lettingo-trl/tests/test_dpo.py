@@ -10,29 +10,9 @@ import pytest
 from lettingo.errors import LettingoError
 from lettingo.types import AlignedModel, PreferencePair
 from lettingo_trl.dpo import NO_PAIRS_MESSAGE, DPOAligner
+from lettingo_trl.testing import completion_logprob, make_pairs
 
 FAST = {"name": "dpo", "learning_rate": 5e-3, "epochs": 3, "batch_size": 2, "seed": 0}
-
-GENRES = ["films", "books", "restaurants"]
-
-
-def make_pairs(n: int = 6) -> list[PreferencePair]:
-    """Chosen profiles all praise science fiction, rejected ones all talk about cooking."""
-    return [
-        PreferencePair(
-            user_id=f"u{i}",
-            task_id=f"t{i}",
-            prompt_messages=[
-                {"role": "system", "content": "You write short user profiles for a recommender."},
-                {"role": "user", "content": f"User {i} rated these {GENRES[i % 3]}: item {i}, item {i + 7}. "
-                                            "Describe the user."},
-            ],
-            chosen="The user loves science fiction and space adventures.",
-            rejected="The user mostly cares about cooking and kitchen gadgets.",
-            margin=1.0,
-        )
-        for i in range(n)
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +46,6 @@ def test_training_writes_adapter_log_card_and_done_marker(trained, tiny_model):
     card = (adapter / "README.md").read_text()
     assert tiny_model in card and "6 preference pairs" in card
     assert not (out / "checkpoints").exists()
-
-
-def completion_logprob(model, tokenizer, messages, text) -> float:
-    """Sum of log-probabilities of ``text`` as the assistant's answer to ``messages``."""
-    import torch
-
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": text}], tokenize=False)
-    assert full.startswith(prompt)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt_ids + completion_ids])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, :-1].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    targets = ids[0, 1:]
-    token_logprobs = logprobs.gather(1, targets[:, None])[:, 0]
-    return token_logprobs[len(prompt_ids) - 1:].sum().item()
 
 
 def test_aligned_policy_prefers_chosen_profiles_more_than_base(trained, tiny_model):

@@ -1,0 +1,1 @@
+"""Built-in aligners (the training ones live in the lettingo-trl plugin distribution)."""

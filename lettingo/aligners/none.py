@@ -1,0 +1,21 @@
+"""The ``none`` aligner: no training. The "aligned" generator is the base generator, which makes a
+run the paper's no-alignment ablation row (exploration and pairs are still recorded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lettingo.types import AlignedModel, PreferencePair
+
+
+class NoAlignment:
+    name = "none"
+
+    def __init__(self, cfg: Any = None, ctx: Any = None):
+        self.cfg, self.ctx = cfg, ctx
+
+    def train(self, pairs: list[PreferencePair], base_model: str, output_dir: Path,
+              init_adapter: str | None = None) -> AlignedModel:
+        return AlignedModel(base=base_model, adapter_path=init_adapter, aligner=self.name,
+                            metrics={"pairs": len(pairs), "steps": 0})
