@@ -29,7 +29,7 @@ STAGE_INPUTS = {
     "explore": ["llm", "prompt", "explore"],
     "evaluate": ["recommender", "evaluate"],
     "pair": ["pair_selector"],
-    "align": ["aligner"],
+    "align": ["aligner", "align"],
     "test": ["test"],
     "report": ["report"],
 }

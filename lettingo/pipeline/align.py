@@ -1,28 +1,133 @@
-"""Stage 5: the aligner trains the generator on the preference pairs (DPO by default)."""
+"""Stage 5: the aligner trains the generator on the preference pairs (DPO by default).
+
+``align.rounds: R`` > 1 is iterative LettinGo: after each round the aligned generator writes new
+profiles for the training users (on-policy), the recommender judges them, the pair selector builds
+new pairs and training continues from the round's weights. Round k's files are in
+``aligned/round-k/``; ``aligned/rounds.json`` holds the per-round metrics.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import statistics
+
+from omegaconf import OmegaConf
 
 from lettingo.errors import NoPairsError
 from lettingo.models import resolve_model
-from lettingo.store import read_jsonl, write_json
-from lettingo.types import AlignedModel, PreferencePair
+from lettingo.pipeline.evaluate import judge_all, judgement_key
+from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
+from lettingo.pipeline.failures import FailureBudget
+from lettingo.pipeline.pair import pairs_summary, write_pairs
+from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.store import JsonlAppender, read_jsonl, write_json
+from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile
+
+log = logging.getLogger(__name__)
+
+ROUNDS_FILE = "rounds.json"
 
 
 def run(ctx, store) -> dict:
     pairs = [PreferencePair.from_dict(r) for r in read_jsonl(store.path("pairs.jsonl"))]
-    if not pairs:
+    no_training = ctx.cfg.aligner.name == "none"
+    if not pairs and not no_training:
         raise NoPairsError(
             f"{store.path('pairs.jsonl')} holds no preference pairs: every user's profiles were judged "
             "alike. Use pair_selector=best_vs_worst, more profiles per user (explore.num_profiles), "
             "or more train users (protocol.train_users).")
-    ctx.release_llms()  # free generation engines before training
+    rounds = int(OmegaConf.select(ctx.cfg, "align.rounds", default=1) or 1)
+    if rounds < 1:
+        raise ValueError(f"align.rounds must be 1 or more, got {rounds}")
+    if no_training and rounds > 1:
+        log.warning("align.rounds=%d with aligner=none: nothing trains, so one round is run", rounds)
+        rounds = 1
+    out = store.path("aligned")
     aligner = ctx.build("aligner", ctx.cfg.aligner)
-    aligned = aligner.train(pairs, resolve_model(ctx.cfg.llm.model), store.path("aligned"))
-    write_json(store.path("aligned") / "aligned_model.json", aligned.to_dict())
+    base = resolve_model(ctx.cfg.llm.model)
+    history = [_explore_metrics(1, "explore stage", store.path("judgements.jsonl"), pairs)]
+    aligned: AlignedModel | None = None
+    for number in range(1, rounds + 1):
+        round_dir = out if rounds == 1 else out / f"round-{number}"
+        if number > 1:  # on-policy: the last round's generator explores, its profiles make the pairs
+            pairs = _explore_round(ctx, store, aligned, round_dir)
+            history.append(_explore_metrics(number, f"round {number - 1}", round_dir / "judgements.jsonl", pairs))
+            if not pairs:
+                log.warning("round %d: the aligned generator's profiles gave no pairs; stopping after round %d",
+                            number, number - 1)
+                history[-1]["stopped"] = "no pairs"
+                break
+        ctx.release_llms()  # free generation engines before training
+        continue_from = aligned.adapter_path if aligned is not None else None
+        start = aligned.model_path if aligned is not None and aligned.model_path else base
+        aligned = aligner.train(pairs, start, round_dir, **({"init_adapter": continue_from} if continue_from else {}))
+        history[-1].update(_training_metrics(aligned))
+    if rounds > 1:
+        _merge_round_logs(out, len(history))
+        write_json(out / ROUNDS_FILE, history)
+        aligned = AlignedModel.from_dict({**aligned.to_dict(), "metrics": {**aligned.metrics, "rounds": history}})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "aligned_model.json", aligned.to_dict())
     return {"aligner": aligned.aligner, "metrics": aligned.metrics}
 
 
 def load_aligned(store) -> AlignedModel:
     return AlignedModel.from_dict(json.loads((store.path("aligned") / "aligned_model.json").read_text()))
+
+
+def aligned_generator(ctx, aligned: AlignedModel):
+    """The LLM that writes as the aligned model: the base engine with the adapter, or the whole
+    fine-tuned model in the configured backend."""
+    if aligned.model_path:
+        return ctx.llm(OmegaConf.merge(ctx.cfg.llm, {"model": aligned.model_path}))
+    return ctx.llm(ctx.cfg.llm).with_adapter(aligned.adapter_path)
+
+
+def _explore_round(ctx, store, aligned: AlignedModel, round_dir) -> list[PreferencePair]:
+    """The aligned generator's profiles for every training user, judged and paired (resumable:
+    the round's JSONL files keep what was done)."""
+    load_items(ctx, store)
+    tasks = load_tasks(store, "train")
+    params = sampling_params(ctx.cfg.explore, ctx.cfg.explore.num_profiles)
+    stage = f"align: {round_dir.name}"
+    with JsonlAppender(round_dir / "profiles.jsonl", profile_key) as out:
+        failures = FailureBudget.for_stage(ctx, f"{stage} explore", len(tasks))
+        write_profiles(ctx, aligned_generator(ctx, aligned), list(tasks.values()), "aligned", params,
+                       prompts_per_call(ctx.cfg.explore, params), out, f"{stage}: writing profiles", failures)
+        profiles = [Profile.from_dict(r) for r in out.rows]
+    with JsonlAppender(round_dir / "judgements.jsonl", judgement_key) as out:
+        judge_all(ctx, tasks, profiles, out, f"{stage}: judging profiles",
+                  FailureBudget.for_stage(ctx, f"{stage} evaluate", len(profiles)))
+        judgements = [Judgement.from_dict(r) for r in out.rows]
+    pairs = ctx.build("pair_selector", ctx.cfg.pair_selector).select(tasks, profiles, judgements)
+    write_pairs(round_dir / "pairs.jsonl", pairs)
+    return pairs
+
+
+def _explore_metrics(number: int, explored_by: str, judgements_path, pairs: list[PreferencePair]) -> dict:
+    """How well the round's explored profiles served the recommender, and the pairs they gave."""
+    judged = [Judgement.from_dict(r) for r in read_jsonl(judgements_path)]
+    valid = [j for j in judged if j.valid]
+    return {
+        "round": number,
+        "explored_by": explored_by,
+        "profiles_judged": len(judged),
+        "explore_accuracy": statistics.fmean(j.correct for j in valid) if valid else None,
+        "explore_mean_score": statistics.fmean(j.score for j in valid) if valid else None,
+        **pairs_summary(pairs),
+    }
+
+
+def _training_metrics(aligned: AlignedModel) -> dict:
+    keys = ("train_loss", "reward_margin", "reward_accuracy", "steps", "train_seconds")
+    return {key: aligned.metrics[key] for key in keys if key in aligned.metrics}
+
+
+def _merge_round_logs(out, rounds: int) -> None:
+    """One training log for the report: every round's steps, each row saying its round."""
+    rows = []
+    for number in range(1, rounds + 1):
+        for row in read_jsonl(out / f"round-{number}" / "training_log.jsonl"):
+            rows.append({**row, "round": number})
+    (out / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

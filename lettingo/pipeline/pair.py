@@ -4,27 +4,51 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
 from lettingo.pipeline.prepare import load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
-from lettingo.types import Judgement, Profile
+from lettingo.types import Judgement, PreferencePair, Profile
+
+
+def write_pairs(path: Path, pairs: list[PreferencePair]) -> None:
+    write_atomic(path, "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in pairs))
+
+
+def pairs_summary(pairs: list[PreferencePair]) -> dict:
+    """Counts, margins and lengths of a pair set. DPO can learn "longer is better" by accident, so
+    the length difference chosen − rejected is shown, and how often the chosen side is the longer."""
+    diffs = [len(p.chosen) - len(p.rejected) for p in pairs]
+    return {
+        "pairs": len(pairs),
+        "users_with_pairs": len({p.task_id for p in pairs}),
+        "mean_margin": statistics.fmean(p.margin for p in pairs) if pairs else None,
+        "mean_length_difference_chars": statistics.fmean(diffs) if pairs else None,
+        "median_length_difference_chars": statistics.median(diffs) if pairs else None,
+        "chosen_longer_share": sum(d > 0 for d in diffs) / len(diffs) if pairs else None,
+        "chosen_shorter_share": sum(d < 0 for d in diffs) / len(diffs) if pairs else None,
+    }
 
 
 def run(ctx, store) -> dict:
     tasks = load_tasks(store, "train")
     profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
     judgements = [Judgement.from_dict(r) for r in read_jsonl(store.path("judgements.jsonl"))]
-    pairs = ctx.build("pair_selector", ctx.cfg.pair_selector).select(tasks, profiles, judgements)
-    write_atomic(store.path("pairs.jsonl"), "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
-                                                    for p in pairs))
-    summary = {
-        "pairs": len(pairs),
-        "users_with_pairs": len({p.task_id for p in pairs}),
-        "train_users": len(tasks),
-        "mean_margin": statistics.fmean(p.margin for p in pairs) if pairs else None,
-        # DPO can learn "longer is better" by accident: show how much longer chosen texts are.
-        "mean_length_difference_chars": statistics.fmean(len(p.chosen) - len(p.rejected) for p in pairs)
-        if pairs else None,
-    }
+    selector = ctx.build("pair_selector", ctx.cfg.pair_selector)
+    pairs = selector.select(tasks, profiles, judgements)
+    write_pairs(store.path("pairs.jsonl"), pairs)
+    summary = {**pairs_summary(pairs), "train_users": len(tasks),
+               "pairs_by_generator": _by_generator(pairs, profiles)}
+    summary.update(getattr(selector, "last_summary", None) or {})  # e.g. what length balancing dropped
     write_json(store.path("pairs_summary.json"), summary)
     return summary
+
+
+def _by_generator(pairs: list[PreferencePair], profiles: list[Profile]) -> dict[str, int]:
+    """chosen generator → rejected generator counts: pairs across models are the paper's design."""
+    generator = {p.profile_id: p.generator for p in profiles}
+    counts: dict[str, int] = {}
+    for pair in pairs:
+        key = f"{generator.get(pair.chosen_id, '?')} > {generator.get(pair.rejected_id, '?')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

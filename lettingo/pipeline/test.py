@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from lettingo.pipeline.align import load_aligned
+from lettingo.pipeline.align import aligned_generator, load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
@@ -25,7 +25,9 @@ def run(ctx, store) -> dict:
     tasks = {k: t for k, t in load_tasks(store, "test").items() if shard.owns(k)}
     aligned = load_aligned(store)
     base = ctx.llm(ctx.cfg.llm)
-    generators = {"base": base, "aligned": base.with_adapter(aligned.adapter_path)}
+    generators = {"base": base}
+    if not aligned.unchanged:  # aligner `none`: the base profiles are the aligned ones
+        generators["aligned"] = aligned_generator(ctx, aligned)
     params = sampling_params(ctx.cfg.test, ctx.cfg.test.num_profiles)
     per_call = prompts_per_call(ctx.cfg.test, params)
     baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it

@@ -1,0 +1,77 @@
+"""Alignment choices through the whole loop on the tiny model: iterative rounds, no alignment,
+full fine-tuning, and SFT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lettingo import api, plugins
+from lettingo.store import read_jsonl
+from lettingo.testing import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path, tiny_model, *overrides, train=6, test=4):
+    plugins.load_entrypoints(only=["transformers", "trl"])
+    tiny = tiny_overrides(tiny_model, train=train, test=test)
+    if "aligner=none" in overrides:  # the none option has no training keys to set
+        tiny = [o for o in tiny if not o.startswith("aligner.")]
+    cfg = api.compose(tiny + [f"cache.path={tmp_path / 'calls.sqlite'}", "report.embedding_model=null", *overrides])
+    run_dir = tmp_path / "run"
+    return run_dir, api.run(cfg, run_dir)
+
+
+def test_two_rounds_explore_on_policy_and_continue_training(tmp_path, tiny_model):
+    run_dir, results = run(tmp_path, tiny_model, "align.rounds=2", "explore.temperature=1.5")
+    aligned_dir = run_dir / "aligned"
+    for number in (1, 2):
+        assert (aligned_dir / f"round-{number}" / "adapter" / "adapter_config.json").exists()
+    # round 2's pairs come from the round-1 policy's own profiles of the same training users
+    profiles = read_jsonl(aligned_dir / "round-2" / "profiles.jsonl")
+    assert len(profiles) == 6 * 2 and {p["generator"] for p in profiles} == {"aligned"}
+    assert len(read_jsonl(aligned_dir / "round-2" / "judgements.jsonl")) == 6 * 2
+    round_pairs = read_jsonl(aligned_dir / "round-2" / "pairs.jsonl")
+    assert round_pairs and all(p["chosen_id"].split("/")[1] == "aligned" for p in round_pairs)
+
+    rounds = json.loads((aligned_dir / "rounds.json").read_text())
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[0]["explored_by"] == "explore stage" and rounds[1]["explored_by"] == "round 1"
+    assert rounds[1]["pairs"] == len(round_pairs) and rounds[1]["profiles_judged"] == 12
+    assert all(r["steps"] > 0 and "train_loss" in r and 0 <= r["explore_accuracy"] <= 1 for r in rounds)
+    log = read_jsonl(aligned_dir / "training_log.jsonl")
+    assert {r["round"] for r in log} == {1, 2}
+
+    final = json.loads((aligned_dir / "aligned_model.json").read_text())
+    assert final["adapter_path"] == str(aligned_dir / "round-2" / "adapter")
+    assert [r["round"] for r in final["metrics"]["rounds"]] == [1, 2]
+    test_profiles = read_jsonl(run_dir / "test_profiles.jsonl")
+    assert {p["generator"] for p in test_profiles} == {"base", "aligned"}
+    assert "LettinGo (aligned)" in results["methods"]
+
+
+def test_no_alignment_judges_the_base_profiles_only(tmp_path, tiny_model):
+    run_dir, results = run(tmp_path, tiny_model, "aligner=none")
+    aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
+    assert aligned["aligner"] == "none" and aligned["adapter_path"] is None and aligned["model_path"] is None
+    assert read_jsonl(run_dir / "pairs.jsonl")  # pairs are still built and kept
+    assert {p["generator"] for p in read_jsonl(run_dir / "test_profiles.jsonl")} == {"base"}
+    assert "base profiles" in results["methods"] and "LettinGo (aligned)" not in results["methods"]
+
+
+def test_full_finetuning_writes_the_aligned_profiles_with_the_whole_model(tmp_path, tiny_model):
+    run_dir, results = run(tmp_path, tiny_model, "aligner.lora=null")
+    aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
+    assert aligned["adapter_path"] is None and (run_dir / "aligned").joinpath(aligned["model_path"]).exists()
+    aligned_profiles = [p for p in read_jsonl(run_dir / "test_profiles.jsonl") if p["generator"] == "aligned"]
+    assert len(aligned_profiles) == 4
+    assert "LettinGo (aligned)" in results["methods"]
+
+
+def test_sft_aligner_runs_the_whole_loop(tmp_path, tiny_model):
+    run_dir, results = run(tmp_path, tiny_model, "aligner=sft")
+    aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
+    assert aligned["aligner"] == "sft" and (run_dir / "aligned" / "adapter" / "adapter_config.json").exists()
+    assert "LettinGo (aligned)" in results["methods"]
