@@ -2,6 +2,7 @@
 
     lettingo run [OVERRIDES...]        run the pipeline (Hydra: overrides, -m sweeps, --cfg job, ...)
     lettingo resume RUN_DIR            finish an interrupted run with the config it was made with
+    lettingo compare DIR               one table across a sweep's jobs, the paper's numbers beside ours
     lettingo plugins [--json]          installed plugins, their hooks and components
     lettingo models [prepare NAME]     packaged offline models; prepare converts one into the cache
     lettingo --no-plugins COMMAND ...  the same with built-ins only: no entry-point plugin loads
@@ -83,19 +84,33 @@ def _hydra_run(argv: list[str]) -> None:
 
     from lettingo.api import CONF_DIR
 
+    from hydra.types import RunMode
+
+    failed: list[str] = []  # a sweep's failed jobs: the others still run
+
     def task(cfg) -> None:
         from lettingo.pipeline import run_pipeline
 
-        run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
+        hydra_cfg = HydraConfig.get()
+        run_dir = cfg.get("run_dir") or hydra_cfg.runtime.output_dir
         try:
             results = run_pipeline(cfg, run_dir)
         except USAGE_ERRORS as exc:
-            _fail(exc)
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                _fail(exc)
+            job = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)})"
+            print(f"error in {job}: {exc}\n(the other jobs go on; `lettingo resume {run_dir}` finishes "
+                  "this one)", file=sys.stderr)
+            failed.append(f"{job}: {run_dir}")
+            return
         _print_summary(results, run_dir)
 
     _check_overrides(argv)
     sys.argv = ["lettingo run", *argv]
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    if failed:
+        _fail(LettingoError(f"{len(failed)} job(s) of the sweep failed (their errors are above):\n  "
+                            + "\n  ".join(failed)))
 
 
 def _resume(run_dir: str, stages: list[str] | None) -> None:
@@ -124,6 +139,28 @@ def _merge(run_dir: str) -> None:
         print(f"{stage}: " + ", ".join(f"{name} ({rows} rows)" for name, rows in files.items()))
     if not merged:
         print("nothing to merge: no per-user stage has shards left unmerged")
+
+
+def _compare(directory: str, out: str | None, fmt: str) -> None:
+    from lettingo import compare
+
+    try:
+        df = compare.collect(directory)
+        written = compare.write_comparison(df, out or directory, compare.FORMATS if fmt == "all" else [fmt])
+    except (*USAGE_ERRORS, OSError) as exc:
+        _fail(exc)
+    print(compare.render_markdown(df))
+    print("wrote: " + ", ".join(str(path) for path in written))
+
+
+def _export(source: str, out: str, dtype: str, force: bool) -> None:
+    from lettingo.export import export
+
+    try:
+        written = export(source, out, dtype=dtype, force=force)
+    except (*USAGE_ERRORS, OSError) as exc:
+        _fail(exc)
+    print(f"wrote a whole model to {written} (load it with AutoModelForCausalLM.from_pretrained or `vllm serve`)")
 
 
 def _plugins(as_json: bool) -> None:
@@ -178,6 +215,15 @@ def main(argv: list[str] | None = None) -> None:
     resume.add_argument("--stages", nargs="*", help="only these stages (e.g. report)")
     merge = sub.add_parser("merge", help="merge the shard files of a sharded run's per-user stages")
     merge.add_argument("run_dir")
+    compare_cmd = sub.add_parser("compare", help="one table across a sweep's jobs, the paper's numbers beside ours")
+    compare_cmd.add_argument("dir", help="the sweep's directory (multirun/DATE/TIME) or a run directory")
+    compare_cmd.add_argument("--out", help="where compare.md/.csv/.html go (default: DIR)")
+    compare_cmd.add_argument("--format", choices=["md", "csv", "html", "all"], default="all")
+    export_cmd = sub.add_parser("export", help="merge an aligned run's adapter into a whole model directory")
+    export_cmd.add_argument("source", help="a run directory, its aligned/ folder, or an adapter folder")
+    export_cmd.add_argument("out", help="the new model directory")
+    export_cmd.add_argument("--dtype", default="auto", help="weights' dtype: auto, float32, bfloat16, float16")
+    export_cmd.add_argument("--force", action="store_true", help="replace OUT if it exists")
     plugins_cmd = sub.add_parser("plugins", help="list installed plugins, their hooks and components")
     plugins_cmd.add_argument("--json", action="store_true")
     models_cmd = sub.add_parser("models", help="list packaged offline models, or prepare one")
@@ -196,6 +242,10 @@ def main(argv: list[str] | None = None) -> None:
         _resume(args.run_dir, args.stages)
     elif args.command == "merge":
         _merge(args.run_dir)
+    elif args.command == "compare":
+        _compare(args.dir, args.out, args.format)
+    elif args.command == "export":
+        _export(args.source, args.out, args.dtype, args.force)
     elif args.command == "plugins":
         _plugins(args.json)
     elif args.command == "models":

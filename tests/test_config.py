@@ -53,6 +53,7 @@ def test_every_option_composes_and_names_its_component(group, installed_plugins)
 
 
 EXPERIMENT_RECOMMENDERS = {"quickstart": "embedding_ranker", "paper_sentiment": "llm_sentiment",
+                           "paper_table2": "llm_sentiment", "paper_ablation": "llm_sentiment",
                            "rating": "llm_rating", "llmrank": "llm_ranker"}
 
 
@@ -88,6 +89,14 @@ def test_missing_dataset_file_is_one_clear_message(tmp_path):
     result = _cli(["run", f"dataset.path={tmp_path}/no-such-dir", "hydra.run.dir=out"], tmp_path)
     assert result.returncode == 2
     assert "no-such-dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_failed_sweep_job_does_not_stop_the_others(tmp_path):
+    result = _cli(["run", "-m", f"dataset.path={tmp_path}/first-missing,{tmp_path}/second-missing",
+                   "hydra.sweep.dir=sweep"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "first-missing" in result.stderr and "second-missing" in result.stderr  # both jobs ran
+    assert "2 job(s) of the sweep failed" in result.stderr and "lettingo resume" in result.stderr
 
 
 def test_unknown_component_is_one_clear_message(tmp_path):
