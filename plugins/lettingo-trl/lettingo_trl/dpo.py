@@ -23,7 +23,7 @@ class DPOAligner(TRLAligner):
 
     name = "dpo"
     method = "DPO"
-    METHOD_DEFAULTS = {"beta": 0.1, "loss_type": "sigmoid", "precompute_ref_log_probs": False}
+    METHOD_DEFAULTS = {"beta": 0.1, "loss_type": "sigmoid", "loss_weights": None, "precompute_ref_log_probs": False}
 
     def make_trainer(self, model, tokenizer, dataset, args: dict[str, Any], peft_config):
         from trl import DPOConfig, DPOTrainer
@@ -31,6 +31,7 @@ class DPOAligner(TRLAligner):
         config = DPOConfig(
             **args, beta=self.cfg.beta, loss_type=_loss_types(self.cfg.loss_type),
             precompute_ref_log_probs=bool(self.cfg.precompute_ref_log_probs), truncation_mode="keep_start",
+            **({"loss_weights": list(self.cfg.loss_weights)} if self.cfg.loss_weights else {}),
         )
         return DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=self.callbacks)

@@ -98,3 +98,12 @@ def test_every_aligner_option_is_registered_with_its_config():
                 assert cfg.aligner.name == name
                 aligner = Context().build("aligner", cfg.aligner)
                 assert aligner.name == name
+
+
+def test_dpo_loss_variants_and_weighted_mixtures_reach_trl(tiny_model, tmp_path):
+    ipo = build("dpo", loss_type="ipo", epochs=1).train(make_pairs(2), tiny_model, tmp_path / "ipo")
+    sigmoid = build("dpo", epochs=1).train(make_pairs(2), tiny_model, tmp_path / "sigmoid")
+    assert ipo.metrics["train_loss"] != pytest.approx(sigmoid.metrics["train_loss"])
+    trainer, _ = build("dpo", loss_type=["sigmoid", "bco_pair"], loss_weights=[0.8, 0.2])._trainer(
+        make_pairs(2), tiny_model, tmp_path / "mix")
+    assert trainer.args.loss_type == ["sigmoid", "bco_pair"] and trainer.args.loss_weights == [0.8, 0.2]
