@@ -58,7 +58,8 @@ def _print_summary(results: dict, run_dir) -> None:
                 if m in row and row[m].get("ci") else (f"{row[m]['value']:.3f}" if m in row else "")
                 for m in metric_names])
         console.print(table)
-    console.print(f"report: {os.path.join(str(run_dir), 'report.md')}")
+    console.print(f"report: {os.path.join(str(run_dir), 'report.md')} · "
+                  f"{os.path.join(str(run_dir), 'report.html')} (plots, profile browser)")
 
 
 def _check_overrides(argv: list[str]) -> None:

@@ -26,7 +26,7 @@ STAGE_OUTPUTS = {
     "pair": ["pairs.jsonl", "pairs_summary.json"],
     "align": ["aligned"],
     "test": ["test_profiles.jsonl", "test_judgements.jsonl"],
-    "report": ["results.json", "report.md"],
+    "report": ["results.json", "report.md", "report.html"],
 }
 STAGES = list(STAGE_OUTPUTS)
 

@@ -50,6 +50,9 @@ def test_two_rounds_explore_on_policy_and_continue_training(tmp_path, tiny_model
     test_profiles = read_jsonl(run_dir / "test_profiles.jsonl")
     assert {p["generator"] for p in test_profiles} == {"base", "aligned"}
     assert "LettinGo (aligned)" in results["methods"]
+    report = (run_dir / "report.md").read_text()
+    assert "### Rounds (iterative alignment)" in report and "| 2 | round 1 |" in report
+    assert 'id="rounds-table"' in (run_dir / "report.html").read_text()
 
 
 def test_no_alignment_judges_the_base_profiles_only(tmp_path, tiny_model):

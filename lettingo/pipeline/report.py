@@ -182,8 +182,9 @@ def _fmt(metric: dict) -> str:
 
 def results_table(results: dict) -> str:
     rows = results["methods"]
-    first = next(iter(rows.values()))
-    names = [k for k in first if isinstance(first[k], dict) and "value" in first[k]]
+    # every metric any row has (a baseline may lack one), in the order they first appear
+    names = list(dict.fromkeys(k for row in rows.values() for k in row
+                               if isinstance(row[k], dict) and "value" in row[k]))
     lines = ["| method | " + " | ".join(names) + " | n | invalid |",
              "|---" * (len(names) + 3) + "|"]
     for method, row in rows.items():
@@ -202,14 +203,36 @@ def training_section(store) -> list[str]:
         aligned = json.loads(aligned_path.read_text())
         lines += [f"Aligner `{aligned['aligner']}` on base `{aligned['base']}`; adapter `{aligned['adapter_path']}`.", ""]
         lines += [f"- {k}: {v}" for k, v in aligned.get("metrics", {}).items()] + [""]
+    rounds = read_json_list(store.path("aligned") / "rounds.json")
+    if rounds:
+        lines += ["### Rounds (iterative alignment)", "",
+                  "Each round's pairs come from profiles written by the previous round's model (round 1: the "
+                  "explore stage); explore accuracy is how often the recommender was right with them.", "",
+                  "| round | explored by | explore accuracy | mean score | pairs | chosen − rejected chars | "
+                  "train loss | reward margin | reward accuracy | steps |", "|---" * 10 + "|"]
+        for r in rounds:
+            lines.append(f"| {r['round']} | {r['explored_by']} | {_num(r.get('explore_accuracy'))} | "
+                         f"{_num(r.get('explore_mean_score'))} | {r.get('pairs')} | "
+                         f"{_num(r.get('mean_length_difference_chars'), 1)} | {_num(r.get('train_loss'))} | "
+                         f"{_num(r.get('reward_margin'))} | {_num(r.get('reward_accuracy'))} | {r.get('steps', '')} |"
+                         + (f" stopped: {r['stopped']}" if r.get("stopped") else ""))
+        lines.append("")
     steps = [r for r in read_jsonl(log_path) if "loss" in r]
     if steps:
-        lines += ["| step | loss | reward margin | reward accuracy |", "|---|---|---|---|"]
+        lines += ["| round | step | loss | reward margin | reward accuracy |", "|---|---|---|---|---|"]
         for r in steps:
-            lines.append(f"| {r.get('step')} | {r.get('loss', float('nan')):.4f} | "
-                         f"{r.get('rewards/margins', float('nan')):.4f} | {r.get('rewards/accuracies', float('nan')):.3f} |")
+            lines.append(f"| {r.get('round', 1)} | {r.get('step')} | {_num(r.get('loss'))} | "
+                         f"{_num(r.get('rewards/margins'))} | {_num(r.get('rewards/accuracies'))} |")
         lines.append("")
     return lines
+
+
+def read_json_list(path) -> list:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _num(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def examples_section(ctx, store, count: int) -> list[str]:
@@ -325,4 +348,7 @@ def run(ctx, store) -> dict:
         *usage_section(results["usage"]),
     ]
     write_atomic(store.path("report.md"), "\n".join(lines) + "\n")
+    from lettingo.pipeline.report_html import write_html_report  # here: report_html imports this module
+
+    write_html_report(ctx, store, results)
     return {"results": results}
