@@ -176,7 +176,7 @@ def test_kill_9_in_explore_evaluate_and_align_then_resume_equals_the_uninterrupt
     assert stage_status(run_dir, "align") == "running" and not (run_dir / "aligned" / "DONE.json").exists()
     assert list((run_dir / "aligned" / "checkpoints").glob("checkpoint-*")), "no checkpoint to resume from"
 
-    with caplog.at_level(logging.INFO, logger="lettingo_trl.dpo"):
+    with caplog.at_level(logging.INFO, logger="lettingo_trl.aligner"):
         api.run(api.load_config(run_dir), run_dir)  # what `lettingo resume` does, in this process
     assert "resuming DPO training from" in caplog.text and "another training" not in caplog.text, caplog.text
     assert_same_as_reference(run_dir, reference, context)

@@ -76,7 +76,7 @@ def test_entry_point_plugins_report_distribution_and_version(installed_plugins):
     rows = {r["name"]: r for r in plugins.describe()}
     assert rows["transformers"]["distribution"] == "lettingo-transformers"
     assert rows["transformers"]["components"] == {"llm": ["transformers"]}
-    assert rows["trl"]["components"] == {"aligner": ["dpo"]}
+    assert rows["trl"]["components"] == {"aligner": ["dpo", "orpo", "sft", "simpo"]}
     assert rows["trl"]["version"]
     assert rows["implicit"]["components"] == {"recommender": ["implicit_rerank"]}
 
