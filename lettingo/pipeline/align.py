@@ -46,7 +46,8 @@ def run(ctx, store) -> dict:
     out = store.path("aligned")
     aligner = ctx.build("aligner", ctx.cfg.aligner)
     base = resolve_model(ctx.cfg.llm.model)
-    history = [_explore_metrics(1, "explore stage", store.path("judgements.jsonl"), pairs)]
+    # per-round metrics, kept only when there are rounds to compare
+    history = [_explore_metrics(1, "explore stage", store.path("judgements.jsonl"), pairs)] if rounds > 1 else []
     aligned: AlignedModel | None = None
     for number in range(1, rounds + 1):
         round_dir = out if rounds == 1 else out / f"round-{number}"
@@ -62,7 +63,8 @@ def run(ctx, store) -> dict:
         continue_from = aligned.adapter_path if aligned is not None else None
         start = aligned.model_path if aligned is not None and aligned.model_path else base
         aligned = aligner.train(pairs, start, round_dir, **({"init_adapter": continue_from} if continue_from else {}))
-        history[-1].update(_training_metrics(aligned))
+        if history:
+            history[-1].update(_training_metrics(aligned))
     if rounds > 1:
         _merge_round_logs(out, len(history))
         write_json(out / ROUNDS_FILE, history)
