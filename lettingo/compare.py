@@ -30,6 +30,7 @@ from lettingo.errors import LettingoError
 from lettingo.metrics import HEADLINE, LOWER_IS_BETTER
 from lettingo.paper import describe, published
 from lettingo.pipeline.report import METHOD_NAMES
+from lettingo.pipeline.report_html import natural_key
 from lettingo.store import STAGES, write_atomic
 
 PAPER_HEADER = "published in the paper (not ours)"
@@ -57,10 +58,6 @@ class Job:
 
 # -- finding and reading jobs ---------------------------------------------------------------------
 
-def _natural(text: str) -> list:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
-
-
 def _is_job(path: Path) -> bool:
     return any((path / name).is_file() for name in _JOB_FILES)
 
@@ -79,7 +76,7 @@ def find_job_dirs(root: Path) -> list[Path]:
             continue
         found += [grandchild for grandchild in sorted(child.iterdir())
                   if grandchild.is_dir() and not grandchild.name.startswith(".") and _is_job(grandchild)]
-    return sorted(found, key=lambda p: _natural(p.relative_to(root).as_posix()))
+    return sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
 
 
 def parse_overrides(lines: Iterable[Any]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_pa
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.pair import pairs_summary, write_pairs
 from lettingo.pipeline.prepare import load_items, load_tasks
-from lettingo.store import JsonlAppender, read_jsonl, write_json
+from lettingo.store import JsonlAppender, read_jsonl, write_atomic, write_json
 from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile
 
 log = logging.getLogger(__name__)
@@ -132,4 +132,4 @@ def _merge_round_logs(out, rounds: int) -> None:
     for number in range(1, rounds + 1):
         for row in read_jsonl(out / f"round-{number}" / "training_log.jsonl"):
             rows.append({**row, "round": number})
-    (out / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_atomic(out / "training_log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))

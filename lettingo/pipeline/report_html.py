@@ -112,7 +112,8 @@ def _cut(text: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f" … [cut: {len(text) - limit} more characters]"
 
 
-def _natural(key: str) -> list:
+def natural_key(key: str) -> list:
+    """Sort key that puts "user-2" before "user-10" (also used by ``lettingo compare``)."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", key) if part]
 
 
@@ -313,7 +314,7 @@ def _training_plot(steps: list[dict]) -> str:
     curves = [(key, title) for key, title in LOG_CURVES if any(_finite(r.get(key)) is not None for r in steps)]
     fig = _figure(4.2 * len(curves), 3.2)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
-    rounds = sorted({r["round"] for r in steps if "round" in r}, key=lambda r: _natural(str(r)))
+    rounds = sorted({r["round"] for r in steps if "round" in r}, key=lambda r: natural_key(str(r)))
     groups = [(f"round {r}", [s for s in steps if s.get("round") == r]) for r in rounds] or [("", steps)]
     if rounds and any("round" not in s for s in steps):
         groups.append(("no round", [s for s in steps if "round" not in s]))
@@ -472,7 +473,7 @@ def _verdict(judgement: dict | None, target_id: str | None) -> dict | None:
 
 
 def _browser_section(tasks, items, test_profiles, judgements, main_style: str, task_type: str) -> str:
-    test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: _natural(t.task_id))
+    test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: natural_key(t.task_id))
     by_task: dict[str, list[Profile]] = defaultdict(list)
     for p in test_profiles:
         by_task[p.task_id].append(p)
@@ -535,7 +536,7 @@ def _pairs_section(store, tasks: dict) -> str:
     for pair in pairs:
         by_user[str(pair.get("user_id", ""))].append(pair)
     users, kept = [], 0
-    for user_id in sorted(by_user, key=_natural):
+    for user_id in sorted(by_user, key=natural_key):
         if kept >= MAX_PAIRS:
             break
         rows = []
