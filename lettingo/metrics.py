@@ -218,6 +218,129 @@ def summarize(task_type: str, truths: Sequence, judgements: Sequence[Judgement],
     return row
 
 
+# -- several profiles per user ------------------------------------------------------------------
+# A user with N sampled profiles is one cluster: a metric is computed on each sample index (one
+# prediction per user) and averaged over the N indices (mean-of-N), and intervals and paired tests
+# resample users with all their samples, never single profiles, which are not independent.
+
+
+def sample_matrix(task_type: str, truths: Sequence, samples: Sequence[Sequence[Judgement]],
+                  rating_scale: tuple[float, float] = (1.0, 5.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions as a users x N array (object for labels, float otherwise) and the mask of the
+    cells that hold a sample (a user may have fewer samples when requests failed)."""
+    if len(truths) != len(samples):
+        raise ValueError(f"got {len(truths)} truths for {len(samples)} users' samples")
+    width = max((len(s) for s in samples), default=0)
+    numeric = task_type != "sentiment"
+    preds = np.full((len(samples), width), np.nan if numeric else None, dtype=float if numeric else object)
+    mask = np.zeros((len(samples), width), dtype=bool)
+    for row, (truth, judged) in enumerate(zip(truths, samples)):
+        for column, value in enumerate(predictions(task_type, [truth] * len(judged), judged, rating_scale)):
+            preds[row, column], mask[row, column] = value, True
+    return preds, mask
+
+
+def mean_over_samples(fn: Callable, truths: np.ndarray, preds: np.ndarray, mask: np.ndarray,
+                      rows: np.ndarray | None = None) -> float:
+    """Mean over sample indices of ``fn`` on the users (``rows``, repeats allowed) holding that sample."""
+    rows = np.arange(len(truths)) if rows is None else rows
+    values = []
+    for column in range(preds.shape[1]):
+        kept = rows[mask[rows, column]]
+        if len(kept):
+            values.append(fn(truths[kept], preds[kept, column]))
+    return float(np.mean(values)) if values else math.nan
+
+
+def _as_array(values: Sequence) -> np.ndarray:
+    return np.asarray(values) if _numeric(values) else np.asarray(values, dtype=object)
+
+
+def summarize_samples(task_type: str, truths: Sequence, samples: Sequence[Sequence[Judgement]], seed: int = 0,
+                      n_resamples: int = 1000, rating_scale: tuple[float, float] = (1.0, 5.0),
+                      confidence: float = 0.95) -> dict[str, Any]:
+    """:func:`summarize` for users with one or more profiles each (``samples[i]``: user i's
+    judgements): each metric is the mean over sample indices, its interval a percentile bootstrap
+    over users (clustered). With one sample per user it equals :func:`summarize`."""
+    truths_array = _as_array(truths)
+    preds, mask = sample_matrix(task_type, truths, samples, rating_scale)
+    n = len(truths_array)
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)) if n > 1 else None
+    tail = (1 - confidence) / 2 * 100
+    row: dict[str, Any] = {}
+    for name, fn in metric_functions(task_type, truths).items():
+        value = mean_over_samples(fn, truths_array, preds, mask) if n else math.nan
+        if indices is None:
+            ci = [value, value]
+        else:
+            resampled = [mean_over_samples(fn, truths_array, preds, mask, rows) for rows in indices]
+            ci = [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
+        row[name] = {"value": value, "ci": ci}
+    if task_type == "sentiment":
+        row["confusion"] = confusion(np.repeat(truths_array, mask.sum(1)), preds[mask], _classes(truths))
+    judged = [j for s in samples for j in s]
+    row["n"] = n
+    row["profiles"] = len(judged)
+    row["samples_per_user"] = preds.shape[1]
+    row["invalid_rate"] = float(1 - np.mean([j.valid for j in judged])) if judged else math.nan
+    return row
+
+
+def best_of_samples(samples: Sequence[Sequence[Judgement]]) -> list[Judgement]:
+    """Each user's best-scored judgement (ties: the earliest sample): an oracle that knows the
+    held-out answer, so a ceiling for picking among the samples, never a method."""
+    return [max(enumerate(s), key=lambda pair: (pair[1].score, -pair[0]))[1] for s in samples]
+
+
+def paired_samples_test(task_type: str, fn: Callable, truths: Sequence, samples_a: Sequence[Sequence[Judgement]],
+                        samples_b: Sequence[Sequence[Judgement]], n_resamples: int = 1000, seed: int = 0,
+                        confidence: float = 0.95, rating_scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, Any]:
+    """:func:`paired_test` of mean-of-N metrics: users are resampled with all their samples of both
+    methods. Base and aligned profiles of one user share seeds (common random numbers), so the
+    paired difference is not drowned by sampling noise. One sample each: equal to :func:`paired_test`."""
+    truths_array = _as_array(truths)
+    a, mask_a = sample_matrix(task_type, truths, samples_a, rating_scale)
+    b, mask_b = sample_matrix(task_type, truths, samples_b, rating_scale)
+    n = len(truths_array)
+
+    def difference(rows=None) -> float:
+        return (mean_over_samples(fn, truths_array, a, mask_a, rows)
+                - mean_over_samples(fn, truths_array, b, mask_b, rows))
+
+    observed = difference() if n else math.nan
+    if n < 2:
+        return {"difference": observed, "ci": [observed, observed], "p_value": 1.0, "n": n}
+    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    diffs = np.array([difference(rows) for rows in indices], dtype=float)
+    tail = (1 - confidence) / 2 * 100
+    p_value = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return {"difference": float(observed), "ci": [float(v) for v in np.percentile(diffs, [tail, 100 - tail])],
+            "p_value": float(p_value), "n": n}
+
+
+def clustered_mean_ci(values: Sequence[float], clusters: Sequence, n_resamples: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> dict[str, Any]:
+    """Mean of ``values`` with a percentile bootstrap interval that resamples whole clusters (the
+    pairs of one user together), weighting clusters by their size as the plain mean does."""
+    values = np.asarray(values, dtype=float)
+    if not len(values):
+        return {"value": math.nan, "ci": [math.nan, math.nan], "n": 0, "clusters": 0}
+    keys = sorted(set(clusters))
+    index = {key: i for i, key in enumerate(keys)}
+    member = np.array([index[c] for c in clusters])
+    sums = np.bincount(member, weights=values, minlength=len(keys))
+    counts = np.bincount(member, minlength=len(keys)).astype(float)
+    value = float(values.mean())
+    if len(keys) < 2:
+        ci = [value, value]
+    else:
+        draws = np.random.default_rng(seed).integers(0, len(keys), size=(n_resamples, len(keys)))
+        resampled = sums[draws].sum(1) / counts[draws].sum(1)
+        tail = (1 - confidence) / 2 * 100
+        ci = [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
+    return {"value": value, "ci": ci, "n": int(len(values)), "clusters": len(keys)}
+
+
 def score_predictions(task_type: str, truths: Sequence, preds: Sequence, seed: int = 0,
                       n_resamples: int = 1000) -> dict[str, Any]:
     """Metrics with CIs of per-user predictions already in metric form (see :func:`predictions`)."""

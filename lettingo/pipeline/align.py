@@ -4,6 +4,10 @@
 profiles for the training users (on-policy), the recommender judges them, the pair selector builds
 new pairs and training continues from the round's weights. Round k's files are in
 ``aligned/round-k/``; ``aligned/rounds.json`` holds the per-round metrics.
+
+``align.heldout_users``: the pairs of that share of the training users never train; after each
+round the aligner scores them (and a sample of the training pairs), which shows whether the policy
+moved and whether what it learned carries over to other users (``lettingo.preference_check``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import statistics
 
 from omegaconf import OmegaConf
 
+from lettingo import preference_check
+from lettingo.cache import digest
 from lettingo.errors import NoPairsError
 from lettingo.models import resolve_model
 from lettingo.pipeline.evaluate import judge_all, judgement_key
@@ -46,9 +52,12 @@ def run(ctx, store) -> dict:
     out = store.path("aligned")
     aligner = ctx.build("aligner", ctx.cfg.aligner)
     base = resolve_model(ctx.cfg.llm.model)
+    share = float(OmegaConf.select(ctx.cfg, "align.heldout_users", default=0.0) or 0.0)
+    score_train = OmegaConf.select(ctx.cfg, "align.score_train_pairs", default=32)
     # per-round metrics, kept only when there are rounds to compare
     history = [_explore_metrics(1, "explore stage", store.path("judgements.jsonl"), pairs)] if rounds > 1 else []
     aligned: AlignedModel | None = None
+    check: dict | None = None
     for number in range(1, rounds + 1):
         round_dir = out if rounds == 1 else out / f"round-{number}"
         if number > 1:  # on-policy: the last round's generator explores, its profiles make the pairs
@@ -59,12 +68,20 @@ def run(ctx, store) -> dict:
                             number, number - 1)
                 history[-1]["stopped"] = "no pairs"
                 break
+        train_pairs, heldout = preference_check.split_heldout(pairs, share if not no_training else 0.0,
+                                                              int(ctx.cfg.seed))
         ctx.release_llms()  # free generation engines before training
         continue_from = aligned.adapter_path if aligned is not None else None
         start = aligned.model_path if aligned is not None and aligned.model_path else base
-        aligned = aligner.train(pairs, start, round_dir, **({"init_adapter": continue_from} if continue_from else {}))
+        aligned = aligner.train(train_pairs, start, round_dir,
+                                **({"init_adapter": continue_from} if continue_from else {}))
+        check = _check_pairs(ctx, aligner, aligned, start, continue_from, train_pairs, heldout, score_train, round_dir)
         if history:
             history[-1].update(_training_metrics(aligned))
+            if check:
+                history[-1]["pair_check"] = check
+    if check:
+        aligned = AlignedModel.from_dict({**aligned.to_dict(), "metrics": {**aligned.metrics, "pair_check": check}})
     if rounds > 1:
         _merge_round_logs(out, len(history))
         write_json(out / ROUNDS_FILE, history)
@@ -105,6 +122,35 @@ def _explore_round(ctx, store, aligned: AlignedModel, round_dir) -> list[Prefere
     pairs = ctx.build("pair_selector", ctx.cfg.pair_selector).select(tasks, profiles, judgements)
     write_pairs(round_dir / "pairs.jsonl", pairs)
     return pairs
+
+
+def _check_pairs(ctx, aligner, aligned: AlignedModel, start: str, init_adapter, train_pairs, heldout,
+                 score_train, round_dir) -> dict | None:
+    """Held-out and training pairs scored by the trained policy against its starting point, summed
+    up with user-clustered intervals and a verdict; kept in ``pair_check.json`` (a rerun reuses it)
+    and ``pair_scores.jsonl`` (one row per pair)."""
+    score = getattr(aligner, "score_pairs", None)  # an aligner that can: TRL's; `none` trains nothing
+    if score is None or aligned.unchanged:
+        return None
+    seed, n_boot = int(ctx.cfg.seed), int(ctx.cfg.report.bootstrap_resamples)
+    sampled = preference_check.sample_pairs(train_pairs, score_train, seed)
+    key = digest({"aligned": aligned.to_dict(), "start": start, "init": init_adapter, "n_boot": n_boot,
+                  "pairs": [[p.chosen_id, p.rejected_id, p.task_id] for p in (*sampled, *heldout)]})
+    path = round_dir / "pair_check.json"
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded.get("key") == key:
+            return recorded["check"]
+    rows = [{**r, "split": "train"} for r in score(sampled, aligned, start, init_adapter)]
+    rows += [{**r, "split": "heldout"} for r in score(heldout, aligned, start, init_adapter)]
+    write_atomic(round_dir / "pair_scores.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    train = preference_check.summarize_scores([r for r in rows if r["split"] == "train"], n_boot, seed)
+    held = preference_check.summarize_scores([r for r in rows if r["split"] == "heldout"], n_boot, seed)
+    check = {"train": train, "heldout": held, "verdict": preference_check.verdict(train, held),
+             "training_pairs": len(train_pairs), "heldout_pairs": len(heldout)}
+    write_json(path, {"key": key, "check": check})
+    log.info("%s", check["verdict"])
+    return check
 
 
 def _explore_metrics(number: int, explored_by: str, judgements_path, pairs: list[PreferencePair]) -> dict:

@@ -79,10 +79,12 @@ def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
 
 def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: SamplingParams,
                    per_call: int, out: JsonlAppender, description: str, failures: FailureBudget,
-                   prompt_cfg=None) -> int:
+                   prompt_cfg=None, seed_name: str | None = None) -> int:
     """Profiles for every task not yet complete in ``out``; a task's samples are written together,
     and not at all when its request failed (a rerun asks again). ``prompt_cfg`` defaults to the
-    run's prompt; a prompt with ``needs_llm = False`` (``raw_history``) writes its profile itself."""
+    run's prompt; a prompt with ``needs_llm = False`` (``raw_history``) writes its profile itself.
+    Seeds come from (run seed, task, ``seed_name`` or the generator's name): generators given one
+    ``seed_name`` draw the same random numbers for a user (common random numbers)."""
     prompt_cfg = prompt_cfg or ctx.cfg.prompt
     prompt = ctx.build("prompt", prompt_cfg)
     style = prompt_cfg.name
@@ -101,7 +103,7 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
         for start in range(0, len(todo), per_call):
             batch = todo[start:start + per_call]
             messages = [prompt.messages(t, ctx.items) for t in batch]
-            seeds = [task_seed(ctx.cfg.seed, t.task_id, generator) for t in batch]
+            seeds = [task_seed(ctx.cfg.seed, t.task_id, seed_name or generator) for t in batch]
             for task, msgs, gens in zip(batch, messages, llm.generate(messages, params, seeds)):
                 advance()
                 error = next((g.usage["error"] for g in gens if failed(g)), None)

@@ -35,8 +35,36 @@ TRUTH = {"sentiment": lambda t: t.label, "rating": lambda t: t.target.rating, "r
 COMPARISONS = (("aligned", "base"), ("aligned", "none"), ("base", "none"))
 
 
+ORACLE_MARK = "(oracle ceiling, not a method)"
+
+
+def oracle_name(method: str, n: int) -> str:
+    return f"{method_name(method)}: best of {n} {ORACLE_MARK}"
+
+
+def is_oracle(row_name: str) -> bool:
+    return row_name.endswith(ORACLE_MARK)
+
+
+def user_samples(judgements: list[Judgement]) -> dict[str, list[Judgement]]:
+    """Each user's judgements of one method, in sample order (profile ids end in the sample index)."""
+    out: dict[str, list[Judgement]] = defaultdict(list)
+    for j in sorted(judgements, key=lambda j: (j.task_id, _sample_index(j.profile_id))):
+        out[j.task_id].append(j)
+    return dict(out)
+
+
+def _sample_index(profile_id: str) -> int:
+    last = profile_id.rsplit("/", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
 def compute_results(ctx, store) -> dict:
-    """Every metric with its interval for each method and baseline, and paired tests between methods."""
+    """Every metric with its interval for each method and baseline, and paired tests between methods.
+
+    A method with N profiles per user is scored as the mean over its N samples, with intervals
+    that resample users (clustered); with N > 1 the base and aligned methods also get a best-of-N
+    row, an oracle ceiling that shows how much picking the right sample could help."""
     tasks = load_tasks(store)
     recommender = ctx.build("recommender", ctx.cfg.recommender)  # building loads no model
     task_type = recommender.task_type
@@ -48,13 +76,22 @@ def compute_results(ctx, store) -> dict:
     for row in read_jsonl(store.path("test_judgements.jsonl")):
         j = Judgement.from_dict(row)
         by_method[method_of(j.profile_id, ctx.cfg.prompt.name)].append(j)
-    rows = {}
+    samples = {method: user_samples(js) for method, js in by_method.items()}
+    rows, oracles = {}, {}
     order = ["none", *sorted(set(by_method) - {"none", "base", "aligned"}), "base", "aligned"]
     for method in order:
         if by_method.get(method):
-            js = by_method[method]
-            rows[method_name(method)] = metrics.summarize(
-                task_type, [truth(tasks[j.task_id]) for j in js], js, seed=seed, n_resamples=n_boot, rating_scale=scale)
+            users = sorted(samples[method])
+            per_user = [samples[method][u] for u in users]
+            truths = [truth(tasks[u]) for u in users]
+            rows[method_name(method)] = metrics.summarize_samples(
+                task_type, truths, per_user, seed=seed, n_resamples=n_boot, rating_scale=scale)
+            width = max(len(s) for s in per_user)
+            if method in ("base", "aligned") and width > 1:
+                oracles[oracle_name(method, width)] = metrics.summarize(
+                    task_type, truths, metrics.best_of_samples(per_user), seed=seed, n_resamples=n_boot,
+                    rating_scale=scale)
+    rows.update(oracles)
     test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: t.task_id)
     train = [t for t in tasks.values() if t.split == "train"]
     # Popularity from the windows only: every window rating precedes its user's target.
@@ -68,28 +105,25 @@ def compute_results(ctx, store) -> dict:
     summarize_own = getattr(recommender, "judgement_summary", None)
     diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
     return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "methods": rows,
-            "paired_tests": paired_tests(task_type, tasks, by_method, seed, n_boot, scale),
+            "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale),
             "recommender_diagnostics": diagnostics}
 
 
-def paired_tests(task_type, tasks, by_method, seed, n_boot, scale) -> list[dict]:
-    """Method A against method B on the users both were judged on (each user's first judgement)."""
-    firsts = {method: {} for method in by_method}
-    for method, js in by_method.items():
-        for j in sorted(js, key=lambda j: j.profile_id):
-            firsts[method].setdefault(j.task_id, j)
+def paired_tests(task_type, tasks, samples, seed, n_boot, scale) -> list[dict]:
+    """Method A against method B on the users both were judged on, each method's mean over its
+    samples of a user (users resampled with all their samples)."""
     out = []
-    baselines = sorted(set(firsts) - {"none", "base", "aligned"})
+    baselines = sorted(set(samples) - {"none", "base", "aligned"})
     for a, b in [*COMPARISONS, *(("aligned", style) for style in baselines)]:
-        if a not in firsts or b not in firsts:
+        if a not in samples or b not in samples:
             continue
-        users = sorted(set(firsts[a]) & set(firsts[b]))
+        users = sorted(set(samples[a]) & set(samples[b]))
         truths = [TRUTH[task_type](tasks[u]) for u in users]
         fns = metrics.metric_functions(task_type, truths)
-        pred_a = metrics.predictions(task_type, truths, [firsts[a][u] for u in users], scale)
-        pred_b = metrics.predictions(task_type, truths, [firsts[b][u] for u in users], scale)
         for metric in metrics.HEADLINE[task_type]:
-            test = metrics.paired_test(fns[metric], truths, pred_a, pred_b, n_resamples=n_boot, seed=seed)
+            test = metrics.paired_samples_test(
+                task_type, fns[metric], truths, [samples[a][u] for u in users], [samples[b][u] for u in users],
+                n_resamples=n_boot, seed=seed, rating_scale=scale)
             out.append({"a": method_name(a), "b": method_name(b), "metric": metric, **test})
     return out
 
@@ -138,8 +172,9 @@ def paired_section(tests: list[dict], n_boot: int) -> list[str]:
     if not tests:
         return []
     lines = ["## Is one method better than another?", "",
-             "Paired bootstrap over the same test users (each user's first judgement of each method): "
-             "the difference A − B with its 95% interval and a two-sided p-value.", "",
+             "Paired bootstrap over the same test users (each method's mean over a user's sampled profiles; "
+             "users are resampled with all their samples): the difference A − B with its 95% interval and a "
+             "two-sided p-value. Base and aligned profiles of a user share sampling seeds.", "",
              "| A | B | metric | A − B | 95% CI | p | better |", "|---|---|---|---|---|---|---|"]
     for t in tests:
         p = f"< {1 / n_boot:.3g}" if t["p_value"] == 0 else f"{t['p_value']:.3g}"
@@ -202,19 +237,23 @@ def training_section(store) -> list[str]:
     if aligned_path.exists():
         aligned = json.loads(aligned_path.read_text())
         lines += [f"Aligner `{aligned['aligner']}` on base `{aligned['base']}`; adapter `{aligned['adapter_path']}`.", ""]
-        lines += [f"- {k}: {v}" for k, v in aligned.get("metrics", {}).items()] + [""]
+        lines += [f"- {k}: {v}" for k, v in aligned.get("metrics", {}).items() if k not in ("pair_check", "rounds")]
+        lines.append("")
+        lines += pair_check_section(aligned.get("metrics", {}).get("pair_check"))
     rounds = read_json_list(store.path("aligned") / "rounds.json")
     if rounds:
         lines += ["### Rounds (iterative alignment)", "",
                   "Each round's pairs come from profiles written by the previous round's model (round 1: the "
                   "explore stage); explore accuracy is how often the recommender was right with them.", "",
                   "| round | explored by | explore accuracy | mean score | pairs | chosen − rejected chars | "
-                  "train loss | reward margin | reward accuracy | steps |", "|---" * 10 + "|"]
+                  "train loss | reward margin | reward accuracy | held-out reward accuracy | steps |", "|---" * 11 + "|"]
         for r in rounds:
+            heldout = ((r.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")
             lines.append(f"| {r['round']} | {r['explored_by']} | {_num(r.get('explore_accuracy'))} | "
                          f"{_num(r.get('explore_mean_score'))} | {r.get('pairs')} | "
                          f"{_num(r.get('mean_length_difference_chars'), 1)} | {_num(r.get('train_loss'))} | "
-                         f"{_num(r.get('reward_margin'))} | {_num(r.get('reward_accuracy'))} | {r.get('steps', '')} |"
+                         f"{_num(r.get('reward_margin'))} | {_num(r.get('reward_accuracy'))} | "
+                         f"{_fmt(heldout) if heldout else ''} | {r.get('steps', '')} |"
                          + (f" stopped: {r['stopped']}" if r.get("stopped") else ""))
         lines.append("")
     steps = [r for r in read_jsonl(log_path) if "loss" in r]
@@ -225,6 +264,29 @@ def training_section(store) -> list[str]:
                          f"{_num(r.get('rewards/margins'))} | {_num(r.get('rewards/accuracies'))} |")
         lines.append("")
     return lines
+
+
+def pair_check_section(check: dict | None) -> list[str]:
+    """Did the policy learn, and does it carry over? Implicit-reward accuracy on training pairs
+    and on held-out users' pairs (never trained on), before and after."""
+    if not check:
+        return []
+    lines = ["### Did alignment learn? (held-out pairs)", "", f"**{check['verdict']}**", "",
+             "Reward accuracy: share of pairs whose chosen profile gets the higher implicit reward "
+             "(the trained policy against the model training started from; before training every reward "
+             "is 0, a tie counted half). Likelihood preference: share of pairs in which a model gives the "
+             "chosen profile the higher log-probability. Intervals resample users.", "",
+             "| pairs | n pairs | users | reward accuracy | reward margin | likelihood preference before | "
+             "likelihood preference after |", "|---|---|---|---|---|---|---|"]
+    for split, label in (("train", "training (sample)"), ("heldout", "held-out users")):
+        row = check.get(split) or {}
+        if not row.get("pairs"):
+            lines.append(f"| {label} | 0 | 0 | | | | |")
+            continue
+        cells = [_fmt(row[k]) for k in ("reward_accuracy", "reward_margin", "likelihood_preference_before",
+                                        "likelihood_preference_after")]
+        lines.append(f"| {label} | {row['pairs']} | {row['users']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def read_json_list(path) -> list:
@@ -318,6 +380,9 @@ def run(ctx, store) -> dict:
     results["stages"] = {name: s.get("summary", {}) for name, s in stages.items()}
     results["usage"] = ledger.summarize(ledger.read_ledger(store.dir), by=("stage", "model"))
     results["profile_stats"] = profile_statistics(ctx, store)
+    aligned_path = store.path("aligned") / "aligned_model.json"
+    if aligned_path.exists():  # did alignment learn, and does it carry over to held-out users' pairs
+        results["pair_check"] = json.loads(aligned_path.read_text()).get("metrics", {}).get("pair_check")
     write_json(store.path("results.json"), results)
     cfg = ctx.cfg
     data_summary = json.loads(store.path("data_summary.json").read_text())
@@ -330,7 +395,10 @@ def run(ctx, store) -> dict:
         f"recommender `{cfg.recommender.name}` · pairs `{cfg.pair_selector.name}` · aligner `{cfg.aligner.name}`", "",
         "## Results on held-out users", "",
         results_table(results), "",
-        "Intervals are 95% bootstrap confidence intervals over users. "
+        "Intervals are 95% bootstrap confidence intervals over users (a user's sampled profiles are "
+        "resampled together); `n` counts users. With several profiles per user a method's row is the mean "
+        "over its samples, and a best-of-N row picks each user's best-judged sample: an oracle that "
+        "knows the held-out answer, a ceiling for what choosing among samples could give, not a method. "
         "`invalid` is the share of recommender outputs that could not be parsed (counted as wrong). "
         "MAE and RMSE: lower is better.", "",
         *paired_section(results["paired_tests"], int(cfg.report.bootstrap_resamples)),

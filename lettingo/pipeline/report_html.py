@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from lettingo import metrics
 from lettingo.pipeline.prepare import load_items, load_tasks
-from lettingo.pipeline.report import method_name, method_of
+from lettingo.pipeline.report import is_oracle, method_name, method_of
 from lettingo.store import read_jsonl, write_atomic
 from lettingo.types import Profile
 
@@ -213,7 +213,8 @@ def _results_section(results: dict, n_boot: int) -> str:
     names = _metric_names(rows)
     best = {}
     for name in names:
-        values = [_finite(row[name]["value"]) for row in rows.values() if isinstance(row.get(name), dict)]
+        values = [_finite(row[name]["value"]) for method, row in rows.items()
+                  if isinstance(row.get(name), dict) and not is_oracle(method)]  # a ceiling, not a method
         values = [v for v in values if v is not None]
         if values:
             best[name] = min(values) if name in metrics.LOWER_IS_BETTER else max(values)
@@ -225,7 +226,7 @@ def _results_section(results: dict, n_boot: int) -> str:
             is_best = isinstance(metric, dict) and name in best and _finite(metric.get("value")) == best[name]
             cells.append(f'<td class="best">{_cell(metric)}</td>' if is_best else f"<td>{_cell(metric)}</td>")
         invalid = _finite(row.get("invalid_rate"))
-        cls = ' class="baseline"' if method.endswith("(baseline)") else ""
+        cls = ' class="baseline"' if method.endswith("(baseline)") else ' class="oracle"' if is_oracle(method) else ""
         body.append(f'<tr{cls}><th scope="row">{esc(method)}</th>{"".join(cells)}'
                     f"<td>{esc(row.get('n', ''))}</td>"
                     f"<td>{'' if invalid is None else esc(f'{invalid:.1%}')}</td></tr>")
@@ -236,7 +237,9 @@ def _results_section(results: dict, n_boot: int) -> str:
            f'<p class="task">Task type <code>{esc(results.get("task_type", "?"))}</code>, recommender '
            f'<code>{esc(results.get("recommender", "?"))}</code>.</p>', table,
            "<p class=\"note\">Each cell: value [95% bootstrap confidence interval over users]; the best value "
-           "of each column is bold. <code>invalid</code> is the share of recommender outputs that could not be "
+           "of each column is bold. With several profiles per user a row is the mean over the samples, and a "
+           "best-of-N row (an oracle that knows the answer: a ceiling, not a method) picks each user's "
+           "best-judged sample. <code>invalid</code> is the share of recommender outputs that could not be "
            "parsed (counted as wrong). MAE and RMSE: lower is better.</p>"]
     tests = results.get("paired_tests") or []
     if tests:
@@ -254,8 +257,9 @@ def _results_section(results: dict, n_boot: int) -> str:
                               esc("—" if diff is None else f"{diff:+.3f}"),
                               esc(f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"), esc(p_text), esc(better)])
         out += ["<h3>Is one method better than another?</h3>",
-                "<p class=\"note\">Paired bootstrap over the same test users: the difference A − B with its "
-                "95% interval and a two-sided p-value.</p>",
+                "<p class=\"note\">Paired bootstrap over the same test users (each method's mean over a user's "
+                "sampled profiles; users resampled with all their samples; base and aligned share sampling seeds): "
+                "the difference A − B with its 95% interval and a two-sided p-value.</p>",
                 _table([esc(h) for h in ("A", "B", "metric", "A − B", "95% CI", "p", "better")], rows_html,
                        table_id="paired-table")]
     return "".join(out) + "</section>"
@@ -354,6 +358,26 @@ def _rounds_plot(rounds: list[dict]) -> str | None:
     return _png(fig)
 
 
+def _pair_check_html(check: dict | None) -> str:
+    """Implicit-reward accuracy on training pairs and on held-out users' pairs, and the verdict."""
+    if not isinstance(check, dict):
+        return ""
+    keys = ("reward_accuracy", "reward_margin", "likelihood_preference_before", "likelihood_preference_after")
+    rows = []
+    for split, label in (("train", "training (sample)"), ("heldout", "held-out users")):
+        row = check.get(split) or {}
+        rows.append([esc(label), esc(row.get("pairs", 0)), esc(row.get("users", 0)), *(_cell(row.get(k)) for k in keys)])
+    return ("<h3>Did alignment learn? (held-out pairs)</h3>"
+            f'<p class="verdict"><strong>{esc(check.get("verdict", ""))}</strong></p>'
+            '<p class="note">Reward accuracy: share of pairs whose chosen profile gets the higher implicit '
+            "reward (trained policy against the model training started from; a tie counts half). Likelihood "
+            "preference: share of pairs in which the model gives the chosen profile the higher log-probability. "
+            "Held-out pairs come from training users whose pairs never trained. Intervals resample users.</p>"
+            + _table([esc(h) for h in ("pairs", "n pairs", "users", "reward accuracy", "reward margin",
+                                       "likelihood preference before", "likelihood preference after")],
+                     rows, table_id="pair-check"))
+
+
 def _training_section(store, aligner_name: str) -> str:
     aligned_dir = store.path("aligned")
     out = ['<section id="training"><h2>Alignment</h2>']
@@ -362,9 +386,12 @@ def _training_section(store, aligner_name: str) -> str:
         rows = [[esc(k), f"<code>{esc(aligned.get(k))}</code>"] for k in ("aligner", "base", "adapter_path")
                 if k in aligned]
         for key, value in (aligned.get("metrics") or {}).items():
+            if key in ("pair_check", "rounds"):  # shown as tables of their own
+                continue
             shown = (f"{value:.4g}" if math.isfinite(value) else "—") if isinstance(value, float) else value
             rows.append([esc(key), esc(shown)])
         out += ["<h3>Aligned model</h3>", _table(["", "value"], rows, table_id="aligned-model")]
+        out.append(_pair_check_html((aligned.get("metrics") or {}).get("pair_check")))
     steps = [r for r in read_jsonl(aligned_dir / "training_log.jsonl") if isinstance(r, dict) and "loss" in r]
     if steps:
         what = "loss, reward margin and accuracy (DPO)" if any("rewards/margins" in r for r in steps) else "loss"
@@ -388,9 +415,13 @@ def _training_section(store, aligner_name: str) -> str:
     if isinstance(rounds, list) and rounds and all(isinstance(r, dict) for r in rounds):
         keys = ["round"] if any("round" in r for r in rounds) else []
         for r in rounds:
-            keys += [k for k in r if k not in keys]
+            keys += [k for k in r if k not in keys and k != "pair_check"]
         rows = [[esc(f"{r[k]:.4g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in keys]
                 for r in rounds]
+        if any(r.get("pair_check") for r in rounds):
+            keys.append("held-out reward accuracy")
+            for row, r in zip(rows, rounds):
+                row.append(_cell(((r.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")))
         out += ["<h3>Alignment rounds</h3>", _table([esc(k) for k in keys], rows, table_id="rounds-table")]
         plot = _rounds_plot(rounds)
         if plot:
@@ -607,6 +638,7 @@ thead th { background: #f6f6f6; }
 td.best { font-weight: 700; background: #eef7ee; }
 tbody th { font-weight: 600; background: #fbfbfb; }
 tr.baseline { color: var(--muted); }
+tr.oracle { color: var(--muted); font-style: italic; }
 .ci { color: var(--muted); font-size: 12px; }
 figure { margin: 8px 0; display: inline-block; vertical-align: top; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }

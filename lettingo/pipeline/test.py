@@ -1,5 +1,8 @@
 """Stage 6: held-out users get profiles from the base and the aligned generator; all are judged.
 
+``test.num_profiles`` samples per user and generator; base and aligned draw them with the same
+seeds (common random numbers), so their paired difference measures the weights, not the dice.
+
 The no-profile row (the paper's 10H: recent window only) is judged on the same users, and so are
 the profiles of ``test.baseline_prompts`` (palr, rlmrec, kar, raw_history), written by the base
 generator: every table gets the paper's baseline rows from the same users and the same judge.
@@ -33,9 +36,9 @@ def run(ctx, store) -> dict:
     baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
     failures = FailureBudget.for_stage(ctx, "test", len(tasks) * (len(generators) + len(baselines)))
     with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
-        for name, llm in generators.items():
+        for name, llm in generators.items():  # one seed per user and sample for both: paired samples
             write_profiles(ctx, llm, list(tasks.values()), name, params, per_call, out,
-                           f"test: {name} profiles", failures)
+                           f"test: {name} profiles", failures, seed_name="base")
         for entry in baselines:  # the paper's baseline prompts, written by the base generator
             prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
             write_profiles(ctx, base, list(tasks.values()), "base", params, per_call, out,

@@ -160,6 +160,30 @@ class TRLAligner:
         shutil.rmtree(checkpoints, ignore_errors=True)
         return aligned
 
+    def score_pairs(self, pairs: list[PreferencePair], aligned: AlignedModel, start_model: str,
+                    init_adapter: str | None = None) -> list[dict[str, Any]]:
+        """Per pair: log-probs of chosen and rejected under the trained policy and under the model
+        the training started from (its reference), and DPO's implicit reward
+        ``beta * [(policy - reference)(chosen) - (policy - reference)(rejected)]`` (beta 1 for a
+        method without one). Core asks for this on held-out pairs (``align.heldout_users``)."""
+        from transformers import AutoTokenizer
+
+        from lettingo_trl.pair_scores import load_policy, score_pairs
+
+        if not pairs or aligned.unchanged:
+            return []
+        tokenizer = AutoTokenizer.from_pretrained(start_model)
+        special = set(tokenizer.all_special_tokens) | {t.content for t in tokenizer.added_tokens_decoder.values()}
+        dtype = str(self.cfg.dtype)
+        policy = load_policy(aligned.base, aligned.adapter_path, aligned.model_path, dtype)
+        reference = load_policy(start_model, init_adapter, None, dtype)
+        rows = score_pairs(pairs, policy, reference, tokenizer, special, self.cfg.max_length)
+        beta = float(self.cfg.get("beta", 1.0) or 1.0)
+        for row in rows:
+            row["reward"] = beta * ((row["policy_chosen"] - row["reference_chosen"])
+                                    - (row["policy_rejected"] - row["reference_rejected"]))
+        return rows
+
     def _launch(self, pairs: list[PreferencePair], base_model: str, output_dir: Path,
                 init_adapter: str | None) -> None:
         """Train in ``num_processes`` processes: ``accelerate launch`` on GPUs (or with
