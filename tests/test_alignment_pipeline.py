@@ -78,3 +78,41 @@ def test_sft_aligner_runs_the_whole_loop(tmp_path, tiny_model):
     aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
     assert aligned["aligner"] == "sft" and (run_dir / "aligned" / "adapter" / "adapter_config.json").exists()
     assert "LettinGo (aligned)" in results["methods"]
+
+
+def test_every_run_shows_whether_alignment_learned_and_the_best_of_n_ceiling(tmp_path, tiny_model):
+    # learning rate 0: LoRA's B starts at zero and stays there, so the aligned writer is the base
+    # writer; with common random numbers its profiles must be the base profiles, word for word
+    # tuned on validation users: the test stage evaluates them, the test users stay untouched
+    run_dir, results = run(tmp_path, tiny_model, "aligner.learning_rate=0", "test.num_profiles=2",
+                           "align.heldout_users=0.5", "align.score_train_pairs=2", "protocol.validation_users=3",
+                           "test.split=validation")
+    check = results["pair_check"]
+    assert check["heldout"]["pairs"] >= 2 and check["train"]["pairs"] == 2
+    assert check["heldout_pairs"] + check["training_pairs"] == len(read_jsonl(run_dir / "pairs.jsonl"))
+    assert check["heldout"]["reward_accuracy"]["value"] == 0.5  # every reward exactly 0: ties count half
+    assert check["heldout"]["reward_margin"]["value"] == 0.0
+    assert check["verdict"].startswith("Training did not move the policy")
+    scores = read_jsonl(run_dir / "aligned" / "pair_scores.jsonl")
+    held_users = {r["user_id"] for r in scores if r["split"] == "heldout"}
+    assert held_users and not held_users & {r["user_id"] for r in scores if r["split"] == "train"}
+
+    profiles = {(p["task_id"], p["generator"], p["sample"]): p["text"] for p in read_jsonl(run_dir / "test_profiles.jsonl")}
+    assert len(profiles) == 3 * 2 * 2 and all(t.startswith("validation-") for t, _, _ in profiles)
+    assert results["split"] == "validation"
+    assert all(profiles[(t, "aligned", s)] == text for (t, g, s), text in profiles.items() if g == "base")
+    methods = results["methods"]
+    base, aligned = methods["base profiles"], methods["LettinGo (aligned)"]
+    assert base["n"] == 3 and base["profiles"] == 6 and base["samples_per_user"] == 2
+    assert aligned["ndcg@10"] == base["ndcg@10"]
+    oracle = methods["base profiles: best of 2 (oracle ceiling, not a method)"]
+    assert oracle["ndcg@10"]["value"] >= base["ndcg@10"]["value"] and oracle["n"] == 3
+    paired = [t for t in results["paired_tests"] if (t["a"], t["b"]) == ("LettinGo (aligned)", "base profiles")]
+    assert paired and all(t["difference"] == 0 and t["p_value"] == 1.0 for t in paired)
+
+    report = (run_dir / "report.md").read_text()
+    assert "### Did alignment learn? (held-out pairs)" in report and check["verdict"] in report
+    assert "| held-out users |" in report and "best of 2 (oracle ceiling, not a method)" in report
+    assert "## Results on held-out users (validation split)" in report
+    html = (run_dir / "report.html").read_text()
+    assert 'id="pair-check"' in html and 'class="oracle"' in html

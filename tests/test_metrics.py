@@ -13,17 +13,21 @@ from lettingo.metrics import (
     UNRANKED,
     accuracy,
     baselines,
+    best_of_samples,
     bootstrap_ci,
+    clustered_mean_ci,
     confusion,
     hit_at_k,
     macro_f1,
     mae,
     metric_functions,
     ndcg_at_k,
+    paired_samples_test,
     paired_test,
     rank_of,
     rmse,
     summarize,
+    summarize_samples,
     weighted_f1,
 )
 from lettingo.types import SENTIMENT_LABELS, Judgement
@@ -219,3 +223,70 @@ def test_resample_count_is_configurable_and_changes_only_the_interval():
     many = summarize("ranking", ["t"] * 80, judgements)
     assert few["ndcg@10"]["value"] == many["ndcg@10"]["value"]
     assert few["ndcg@10"]["ci"] != many["ndcg@10"]["ci"]
+
+
+# -- several profiles per user: mean-of-N, clustered intervals, best-of-N ---------------------------
+
+def test_one_sample_per_user_gives_exactly_the_single_profile_summary_and_paired_test():
+    rng = np.random.default_rng(3)
+    labels = list(rng.choice(LABELS, 60))
+    judged = [judgement(str(p), correct=p == t) for p, t in zip(rng.choice(LABELS, 60), labels)]
+    single = summarize("sentiment", labels, judged, n_resamples=200)
+    clustered = summarize_samples("sentiment", labels, [[j] for j in judged], n_resamples=200)
+    for name in ("accuracy", "macro_f1", "weighted_f1"):
+        assert clustered[name] == single[name]
+    assert clustered["confusion"] == single["confusion"] and clustered["n"] == 60
+    other = [judgement(str(p)) for p in rng.choice(LABELS, 60)]
+    preds = [j.prediction for j in judged]
+    assert paired_samples_test("sentiment", accuracy, labels, [[j] for j in judged], [[j] for j in other],
+                               n_resamples=200) == paired_test(accuracy, labels, preds,
+                                                               [j.prediction for j in other], n_resamples=200)
+
+
+def test_mean_of_n_averages_sample_indices_and_users_are_resampled_whole():
+    # 40 users, 4 samples each, all of one user's samples alike: the profiles are not 160
+    # independent observations, so the clustered interval must be as wide as one sample's
+    rng = np.random.default_rng(0)
+    targets = ["t"] * 40
+    ranks = rng.integers(0, 20, size=40)
+    per_user = [[judgement(["x"] * int(r) + ["t"])] * 4 for r in ranks]
+    clustered = summarize_samples("ranking", targets, per_user, n_resamples=500)
+    one = summarize("ranking", targets, [s[0] for s in per_user], n_resamples=500)
+    flat = summarize("ranking", targets * 4, [j for s in per_user for j in s], n_resamples=500)
+    assert clustered["ndcg@10"]["value"] == pytest.approx(one["ndcg@10"]["value"])
+    width = lambda row: row["ndcg@10"]["ci"][1] - row["ndcg@10"]["ci"][0]  # noqa: E731
+    assert width(clustered) == pytest.approx(width(one), rel=0.25)
+    assert width(flat) < 0.7 * width(clustered)  # what treating profiles as independent would claim
+    assert clustered["n"] == 40 and clustered["profiles"] == 160 and clustered["samples_per_user"] == 4
+
+    # the value is the mean over sample indices: user 0 hits with sample 0 only, user 1 with both
+    two = summarize_samples("ranking", ["t", "t"], [[judgement(["t"]), judgement(["x", "y"])],
+                                                    [judgement(["t"]), judgement(["t"])]], n_resamples=50)
+    assert two["hr@1"]["value"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_best_of_samples_is_each_users_highest_score_earliest_on_ties():
+    a, b, c = judgement("like", score=0.2), judgement("dislike", score=0.9), judgement("neutral", score=0.9)
+    assert best_of_samples([[a, b, c], [a]]) == [b, a]
+
+
+def test_paired_samples_test_sees_a_shift_shared_by_every_sample():
+    rng = np.random.default_rng(1)
+    targets = ["t"] * 80
+    base = [[judgement(["x"] * int(r) + ["t"]) for r in rng.integers(2, 12, size=3)] for _ in targets]
+    better = [[judgement(j.prediction[2:]) for j in s] for s in base]  # every sample two places higher
+    test = paired_samples_test("ranking", metric_functions("ranking", targets)["mrr"], targets, better, base,
+                               n_resamples=300)
+    assert test["difference"] > 0 and test["p_value"] < 0.01 and test["n"] == 80
+    same = paired_samples_test("ranking", metric_functions("ranking", targets)["mrr"], targets, base, base)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+
+
+def test_clustered_mean_ci_resamples_clusters_not_rows():
+    values = [1.0] * 10 + [0.0] * 10
+    one_cluster_each = clustered_mean_ci(values, list(range(20)), n_resamples=500)
+    two_clusters = clustered_mean_ci(values, ["a"] * 10 + ["b"] * 10, n_resamples=500)
+    assert one_cluster_each["value"] == two_clusters["value"] == 0.5
+    assert two_clusters["ci"][1] - two_clusters["ci"][0] > one_cluster_each["ci"][1] - one_cluster_each["ci"][0]
+    assert clustered_mean_ci([0.3, 0.5], ["u", "u"])["ci"] == [0.4, 0.4]
+    assert clustered_mean_ci([], [])["n"] == 0

@@ -305,3 +305,21 @@ def test_window_interactions_carry_review_text_and_the_target_never_does():
         assert "review of 5" not in json.dumps(task.to_dict())
     with pytest.raises(LeakageError, match="review text"):
         check_task(hand_made_task(target=Interaction("u", "5", 4.0, 50, text="loved it")))
+
+
+def test_validation_users_come_after_train_and_test_and_leave_them_as_they_were(data, built):
+    tasks, _ = built
+    with_validation, summary = build_tasks(data, dict(SMALL, validation_users=2), THRESHOLDS)
+    by_split = {s: [t.task_id for t in with_validation if t.split == s] for s in ("train", "test", "validation")}
+    assert by_split["train"] == [t.task_id for t in tasks if t.split == "train"]
+    assert by_split["test"] == [t.task_id for t in tasks if t.split == "test"]
+    assert len(by_split["validation"]) == 2 and all(i.startswith("validation-") for i in by_split["validation"])
+    users = {s: {i.split("-", 1)[1] for i in ids} for s, ids in by_split.items()}
+    assert not users["validation"] & (users["train"] | users["test"])
+    assert summary["splits"]["validation"]["users"] == 2
+    assert "validation" not in build_tasks(data, SMALL, THRESHOLDS)[1]["splits"]
+    # 12 eligible users: 6 train + 4 test leave 2; asking for more takes what is left, none is an error
+    assert len([t for t in build_tasks(data, dict(SMALL, validation_users=5), THRESHOLDS)[0]
+                if t.split == "validation"]) == 2
+    with pytest.raises(DatasetError, match="protocol.validation_users"):
+        build_tasks(data, dict(SMALL, train_users=8, validation_users=1), THRESHOLDS)

@@ -14,8 +14,11 @@ Rules (each one fixed here so that every run, dataset and machine agrees):
   ``min_interactions`` (default: the largest window + K + 1) interactions are skipped and counted,
   so that sweeping ``profile_window`` with a fixed ``min_interactions`` keeps the same users.
 - **Splits.** Eligible users, sorted by id, are shuffled with ``numpy.random.default_rng(seed)``;
-  the first ``train_users`` form split "train", the next ``test_users`` split "test". When fewer
-  users are eligible than asked for, both splits shrink in proportion and the summary says so.
+  the first ``train_users`` form split "train", the next ``test_users`` split "test", and the next
+  ``validation_users`` (default 0) split "validation": held-out users to tune on, so that the test
+  users stay untouched until the end (``test.split=validation`` evaluates them instead of the test
+  users). When fewer users are eligible than asked for, train and test shrink in proportion and the
+  summary says so; validation takes what is left after them.
 - **Labels.** ``like`` if rating >= ``like_min``, ``dislike`` if rating <= ``dislike_max``, else
   ``neutral`` (thresholds come from the dataset config: they depend on its rating scale). The raw
   rating stays on the target for rating-prediction tasks.
@@ -53,8 +56,10 @@ DEFAULTS = {
     "candidate_sampling": "uniform",
     "train_users": 3000,  # the paper's sizes
     "test_users": 2000,
+    "validation_users": 0,
     "seed": 0,
 }
+SPLITS = ("train", "test", "validation")
 CANDIDATE_SAMPLING = ("uniform", "popularity")
 
 
@@ -138,17 +143,23 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     order = np.random.default_rng(seed).permutation(len(eligible))
     shuffled = [eligible[i] for i in order]
     train_users, test_users = shuffled[:n_train], shuffled[n_train : n_train + n_test]
-    if set(train_users) & set(test_users):
-        raise AssertionError("train and test users overlap")  # impossible by construction; guarded anyway
+    # validation users come after train and test, so asking for some leaves those two splits as they were
+    validation_users = shuffled[n_train + n_test : n_train + n_test + int(settings["validation_users"] or 0)]
+    if int(settings["validation_users"] or 0) > 0 and not validation_users:
+        raise DatasetError(
+            f"protocol.validation_users={settings['validation_users']} but all {len(eligible)} eligible users are "
+            f"train or test users; lower protocol.train_users / protocol.test_users")
+    if set(train_users) & set(test_users) or set(validation_users) & set(train_users + test_users):
+        raise AssertionError("splits overlap")  # impossible by construction; guarded anyway
     # Train users in shuffled order, cut into equal consecutive groups, one profile window each.
     groups = np.array_split(np.arange(n_train), len(train_windows))
     window_of = {train_users[i]: w for w, members in zip(train_windows, groups) for i in members}
-    window_of.update({user: n_profile for user in test_users})
+    window_of.update({user: n_profile for user in test_users + validation_users})
 
     span = dict(zip(history.user_names, zip(history.starts, history.ends)))
     cdf = None if weights is None else np.cumsum(weights) / weights.sum()
     tasks, text_rows = [], {}
-    for split, users in (("train", train_users), ("test", test_users)):
+    for split, users in (("train", train_users), ("test", test_users), ("validation", validation_users)):
         for user in users:
             task, rows = _task(user, split, history, *span[user], window_of[user], n_recent, n_candidates,
                                universe, cdf, derive_seed(seed, user), like_min, dislike_max)
@@ -190,7 +201,7 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
                 "users": sum(1 for t in tasks if t.split == split),
                 "labels": _label_counts(t.label for t in tasks if t.split == split),
             }
-            for split in ("train", "test")
+            for split in SPLITS if split != "validation" or validation_users
         },
         "train_groups": [
             {"profile_window": w, "users": len(members)} for w, members in zip(train_windows, groups)

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from lettingo import plugins
 from lettingo.pipeline.explore import explore_generators, sampling_params
-from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
 from lettingo.types import UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
@@ -32,7 +32,7 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
     load_items(ctx, store)
     tasks = load_tasks(store)
     train = [t for t in tasks.values() if t.split == "train"]
-    test = [t for t in tasks.values() if t.split == "test"]
+    test = [t for t in tasks.values() if t.split == evaluated_split(cfg)]
     prompt = ctx.build("prompt", cfg.prompt)
     recommender = ctx.build("recommender", cfg.recommender)
     judge_llm = cfg.recommender.get("llm")

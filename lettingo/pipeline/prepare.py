@@ -1,10 +1,12 @@
-"""Stage 1: load the dataset and build train/test user tasks under the protocol's guards."""
+"""Stage 1: load the dataset and build train/test (/validation) user tasks under the protocol's guards."""
 
 from __future__ import annotations
 
 import json
 
-from lettingo.data.protocol import build_tasks
+from omegaconf import OmegaConf
+
+from lettingo.data.protocol import SPLITS, build_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.types import Item, UserTask
 
@@ -24,13 +26,25 @@ def run(ctx, store) -> dict:
             json.dumps(items[i].to_dict(), ensure_ascii=False) + "\n" for i in sorted(items)))
         write_json(store.path("data_summary.json"), summary)
         write_json(store.path("splits.json"), {  # who is in which split, for audits and other tools
-            split: sorted(t.user_id for t in tasks if t.split == split) for split in ("train", "test")})
+            split: sorted(t.user_id for t in tasks if t.split == split) for split in SPLITS
+            if any(t.split == split for t in tasks)})
         write_atomic(store.path("tasks.jsonl"), "".join(
             json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in tasks))
     tasks = load_tasks(store)
     load_items(ctx, store)
-    return {"train_tasks": sum(t.split == "train" for t in tasks.values()),
-            "test_tasks": sum(t.split == "test" for t in tasks.values())}
+    counts = {f"{split}_tasks": sum(t.split == split for t in tasks.values()) for split in SPLITS}
+    if not counts["validation_tasks"]:
+        del counts["validation_tasks"]
+    return counts
+
+
+def evaluated_split(cfg) -> str:
+    """The held-out users the test stage evaluates: ``test`` (default) or ``validation`` (to tune on
+    while the test users stay untouched)."""
+    split = str(OmegaConf.select(cfg, "test.split", default="test") or "test")
+    if split not in ("test", "validation"):
+        raise ValueError(f"test.split must be test or validation, got {split!r}")
+    return split
 
 
 def load_tasks(store, split: str | None = None) -> dict[str, UserTask]:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from lettingo import ledger, metrics
 from lettingo import profile_stats as stats
-from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.types import Judgement, Profile
 
@@ -92,7 +92,8 @@ def compute_results(ctx, store) -> dict:
                     task_type, truths, metrics.best_of_samples(per_user), seed=seed, n_resamples=n_boot,
                     rating_scale=scale)
     rows.update(oracles)
-    test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: t.task_id)
+    split = evaluated_split(ctx.cfg)
+    test = sorted((t for t in tasks.values() if t.split == split), key=lambda t: t.task_id)
     train = [t for t in tasks.values() if t.split == "train"]
     # Popularity from the windows only: every window rating precedes its user's target.
     popularity = Counter(i.item_id for t in tasks.values() for i in t.profile_window + t.recent_window)
@@ -104,7 +105,7 @@ def compute_results(ctx, store) -> dict:
     # A recommender may summarise its own judgements (llm_ranker: position bias), per method.
     summarize_own = getattr(recommender, "judgement_summary", None)
     diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
-    return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "methods": rows,
+    return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "split": split, "methods": rows,
             "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale),
             "recommender_diagnostics": diagnostics}
 
@@ -298,7 +299,7 @@ def _num(value, digits: int = 3) -> str:
 
 
 def examples_section(ctx, store, count: int) -> list[str]:
-    tasks = load_tasks(store, "test")
+    tasks = load_tasks(store, evaluated_split(ctx.cfg))
     items = load_items(ctx, store)
     judged = {r["profile_id"]: r for r in read_jsonl(store.path("test_judgements.jsonl"))}
     profiles: dict[str, dict[str, Profile]] = defaultdict(dict)
@@ -393,7 +394,7 @@ def run(ctx, store) -> dict:
         f"Config hash: `{manifest.get('config_hash', '')[:12]}`", "",
         f"dataset `{cfg.dataset.name}` · generator `{cfg.llm.name}:{cfg.llm.model}` · prompt `{cfg.prompt.name}` · "
         f"recommender `{cfg.recommender.name}` · pairs `{cfg.pair_selector.name}` · aligner `{cfg.aligner.name}`", "",
-        "## Results on held-out users", "",
+        f"## Results on held-out users ({results['split']} split)", "",
         results_table(results), "",
         "Intervals are 95% bootstrap confidence intervals over users (a user's sampled profiles are "
         "resampled together); `n` counts users. With several profiles per user a method's row is the mean "

@@ -233,7 +233,8 @@ def _results_section(results: dict, n_boot: int) -> str:
     head = "".join(f"<th>{esc(n)}</th>" for n in ["method", *names, "n", "invalid"])
     table = (f'<table id="results-table" class="results"><thead><tr>{head}</tr></thead>'
              f"<tbody>{''.join(body)}</tbody></table>") if rows else "<p>No results.</p>"
-    out = [f'<section id="results"><h2>Results on held-out users</h2>'
+    split = results.get("split", "test")
+    out = [f'<section id="results"><h2>Results on held-out users ({esc(split)} split)</h2>'
            f'<p class="task">Task type <code>{esc(results.get("task_type", "?"))}</code>, recommender '
            f'<code>{esc(results.get("recommender", "?"))}</code>.</p>', table,
            "<p class=\"note\">Each cell: value [95% bootstrap confidence interval over users]; the best value "
@@ -504,7 +505,8 @@ def _verdict(judgement: dict | None, target_id: str | None) -> dict | None:
 
 
 def _browser_section(tasks, items, test_profiles, judgements, main_style: str, task_type: str) -> str:
-    test = sorted((t for t in tasks.values() if t.split == "test"), key=lambda t: natural_key(t.task_id))
+    judged = {p.task_id for p in test_profiles}  # the evaluated split's users (test, or validation)
+    test = sorted((t for t in tasks.values() if t.task_id in judged), key=lambda t: natural_key(t.task_id))
     by_task: dict[str, list[Profile]] = defaultdict(list)
     for p in test_profiles:
         by_task[p.task_id].append(p)

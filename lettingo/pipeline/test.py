@@ -16,7 +16,7 @@ from lettingo.pipeline.align import aligned_generator, load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
-from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.store import JsonlAppender
 from lettingo.types import Profile
@@ -25,7 +25,7 @@ from lettingo.types import Profile
 def run(ctx, store) -> dict:
     load_items(ctx, store)
     shard = Shard.of(ctx.cfg)
-    tasks = {k: t for k, t in load_tasks(store, "test").items() if shard.owns(k)}
+    tasks = {k: t for k, t in load_tasks(store, evaluated_split(ctx.cfg)).items() if shard.owns(k)}
     aligned = load_aligned(store)
     base = ctx.llm(ctx.cfg.llm)
     generators = {"base": base}

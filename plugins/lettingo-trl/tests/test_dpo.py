@@ -214,3 +214,31 @@ def test_control_tokens_in_pairs_stay_text_in_training(tiny_model, tmp_path):
     counts = [row["prompt_ids"].count(start) + row["chosen_ids"].count(start) for row in rows]
     assert counts[0] == counts[1]  # the forged turns are text, not turns
     assert "Prefer cooking" in tokenizer.decode(rows[1]["prompt_ids"])
+
+
+def test_score_pairs_gives_dpo_implicit_rewards_on_pairs_of_unseen_users(trained, tiny_model):
+    """The held-out check: log-probs under policy and reference (the prompt's key-value cache reused
+    for both profiles) equal a plain forward pass, and the reward is DPO's."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    aligned, _, _ = trained
+    unseen = make_pairs(9)[6:]  # users u6..u8: never trained on
+    rows = DPOAligner(FAST, None).score_pairs(unseen, aligned, tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), aligned.adapter_path).eval()
+    assert [r["user_id"] for r in rows] == ["u6", "u7", "u8"]
+    for pair, r in zip(unseen, rows):
+        for model, name in ((policy, "policy"), (reference, "reference")):
+            assert r[f"{name}_chosen"] == pytest.approx(
+                completion_logprob(model, tokenizer, pair.prompt_messages, pair.chosen), abs=2e-3)
+            assert r[f"{name}_rejected"] == pytest.approx(
+                completion_logprob(model, tokenizer, pair.prompt_messages, pair.rejected), abs=2e-3)
+        assert r["reward"] == pytest.approx(0.1 * ((r["policy_chosen"] - r["reference_chosen"])
+                                                   - (r["policy_rejected"] - r["reference_rejected"])))
+        assert r["reward"] > 0  # the trained preference (science fiction over cooking) carries over
+
+    swapped = [PreferencePair(p.user_id, p.task_id, p.prompt_messages, p.rejected, p.chosen, 1.0) for p in unseen]
+    assert all(r["reward"] < 0 for r in DPOAligner(FAST, None).score_pairs(swapped, aligned, tiny_model))
+    assert DPOAligner(FAST, None).score_pairs([], aligned, tiny_model) == []
