@@ -36,6 +36,9 @@ from lettingo.store import STAGES, write_atomic
 PAPER_HEADER = "published in the paper (not ours)"
 FORMATS = ("md", "csv", "html")
 METHOD_KEYS = {name: key for key, name in METHOD_NAMES.items()}  # "LettinGo (aligned)" -> "aligned"
+# The alignment check of a job (results.json ``pair_check``), shown on its aligned row: did what the
+# writer learned carry over to held-out users' pairs (lettingo.preference_check)?
+PAIR_ACCURACY = "held-out pair accuracy"
 SETTING_VALUE_CHARS = 40  # longer override values are shown by their end ("…/models/tiny-llama")
 _JOB_FILES = ("results.json", "manifest.json", ".hydra/overrides.yaml")
 _UNSET = "(default)"
@@ -298,6 +301,10 @@ def collect(multirun_dir) -> pd.DataFrame:
                 record.update({m: _number(cell.get("value")), f"{m}_lo": _number(ci[0]), f"{m}_hi": _number(ci[1])})
             record["n"] = row.get("n")
             record["invalid_rate"] = _number(row.get("invalid_rate"))
+            check = ((results.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")
+            if check and METHOD_KEYS.get(method) == "aligned":
+                record.update({PAIR_ACCURACY: _number(check.get("value")), f"{PAIR_ACCURACY}_lo": _number(check["ci"][0]),
+                               f"{PAIR_ACCURACY}_hi": _number(check["ci"][1])})
             key = METHOD_KEYS.get(method)
             entries = (published(str(dataset.get("name")), task_type, key, aligner, dataset_config=dataset)
                        if key else [])
@@ -306,6 +313,8 @@ def collect(multirun_dir) -> pd.DataFrame:
                 record[f"paper_{'' if e.table == 'headline' else e.table + '_'}{e.metric}"] = e.value
             records.append(record)
 
+    if any(PAIR_ACCURACY in r for r in records):
+        metrics.append(PAIR_ACCURACY)
     columns = ["job", "setting", *key_columns.values(), "method", "task_type",
                *(c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")), "n", "invalid_rate", "paper"]
     paper_columns = sorted({c for r in records for c in r if c.startswith("paper_")})
@@ -356,6 +365,10 @@ def _explanations(df: pd.DataFrame) -> list[str]:
     out = ["Ours: each metric on the run's held-out users with its 95% bootstrap confidence interval "
            "[low, high]; `n`: users; `invalid`: share of recommender outputs that could not be parsed "
            "(counted as wrong). The setting is what the jobs' overrides differ in."]
+    if PAIR_ACCURACY in df.attrs.get("metrics", []):
+        out.append(f"**{PAIR_ACCURACY}** (aligned rows): the share of held-out training users' preference pairs, "
+                   "never trained on, whose chosen profile the aligned writer prefers (DPO's implicit reward), "
+                   "with its interval over users; above 0.5 means what it learned carries over to other users.")
     if "paper" in df and df["paper"].fillna("").astype(bool).any():
         out.append(
             f"**{PAPER_HEADER}**: the LettinGo paper's (KDD 2025) accuracy, in percent as published "

@@ -301,3 +301,21 @@ def test_cli_prints_the_table_and_writes_the_files(sweep, tmp_path, capsys):
     assert "holds no job of a sweep" in capsys.readouterr().err
 
 # A real sweep compared end to end: tests/test_experiments.py (paper_table2 and paper_ablation).
+
+
+def test_the_held_out_pair_accuracy_of_each_job_stands_on_its_aligned_row(tmp_path):
+    root = tmp_path / "sweep"
+    for name, lr, accuracy in (("0", "5e-5", 0.48), ("1", "5e-4", 0.71)):
+        results = _results()
+        results["pair_check"] = {"heldout": {"pairs": 30, "users": 30, "reward_accuracy": _metric(accuracy, 0.1)},
+                                 "train": {}, "verdict": "..."}
+        make_job(root, name, COMMON + [f"aligner.learning_rate={lr}"], results)
+    df = collect(root)
+    aligned = df[df["method"] == "LettinGo (aligned)"]
+    assert list(aligned["held-out pair accuracy"]) == [0.48, 0.71]
+    assert list(aligned["held-out pair accuracy_lo"]) == pytest.approx([0.38, 0.61])
+    assert df[df["method"] != "LettinGo (aligned)"]["held-out pair accuracy"].isna().all()
+    text = render_markdown(df)
+    header = next(line for line in text.splitlines() if line.startswith("| job |"))
+    assert header.split(" | ")[-4] == "held-out pair accuracy"
+    assert "0.710 [0.610, 0.810]" in text and "never trained on" in text
