@@ -141,8 +141,8 @@ def _check_pairs(ctx, aligner, aligned: AlignedModel, start: str, init_adapter, 
         recorded = json.loads(path.read_text())
         if recorded.get("key") == key:
             return recorded["check"]
-    rows = [{**r, "split": "train"} for r in score(sampled, aligned, start, init_adapter)]
-    rows += [{**r, "split": "heldout"} for r in score(heldout, aligned, start, init_adapter)]
+    rows = score([*sampled, *heldout], aligned, start, init_adapter)  # one load of the two models
+    rows = [{**r, "split": "train" if i < len(sampled) else "heldout"} for i, r in enumerate(rows)]
     write_atomic(round_dir / "pair_scores.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     train = preference_check.summarize_scores([r for r in rows if r["split"] == "train"], n_boot, seed)
     held = preference_check.summarize_scores([r for r in rows if r["split"] == "heldout"], n_boot, seed)
