@@ -35,9 +35,10 @@ TRAIN, TEST, NUM_PROFILES = 8, 6, 2  # NUM_PROFILES: tiny_overrides' explore.num
 
 # One user per generate call (explore: 2 samples of one user; test: 1), so a user's profiles don't
 # depend on who shares its batch; judgements in batches of 4, so evaluate appends several times;
-# a DPO checkpoint after every step, so a training killed after the first resumes from it.
+# a DPO checkpoint after every step, so a training killed after the first resumes from it; DPO
+# batches of 2, so the pairs left after the held-out users' (align.heldout_users) take several steps.
 DETERMINISTIC = ["explore.sequences_per_call=2", "test.sequences_per_call=1", "evaluate.batch_size=4",
-                 "aligner.save_steps=1"]
+                 "aligner.save_steps=1", "aligner.batch_size=2"]
 
 KEYS = {  # every per-unit stage file, and what makes a row unique in it
     "tasks.jsonl": lambda r: r["task_id"],
