@@ -100,6 +100,9 @@ class Judgement(_Record):
     valid: bool  # False when the recommender's output could not be parsed
     raw_output: str = ""
     error: str | None = None  # the LLM request failed (after retries): not kept, judged again on rerun
+    # none | base | aligned | a baseline prompt's name (test stage); the generator (evaluate stage).
+    # Set by the stage, not the recommender; "" in run directories written before it was recorded.
+    method: str = ""
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 
 from lettingo import api, plugins
 from lettingo.errors import ConfigChangedError, RunLockedError
+from lettingo.reporting.naming import method_of
 from lettingo.store import RunStore, read_jsonl
 
 from lettingo.testing import tiny_overrides
@@ -76,7 +77,12 @@ def test_whole_pipeline_writes_every_artifact(finished_run):
     # test users: base + aligned profiles and the two baseline prompts', each judged, plus the no-profile row
     test_profiles = read_jsonl(run_dir / "test_profiles.jsonl")
     assert len(test_profiles) == 10 * 4
-    assert len(read_jsonl(run_dir / "test_judgements.jsonl")) == 10 * 5
+    test_judgements = read_jsonl(run_dir / "test_judgements.jsonl")
+    assert len(test_judgements) == 10 * 5
+    # each judgement records its method: what the report once recovered from the profile id
+    assert all(j["method"] == method_of(j["profile_id"], cfg.prompt.name) for j in test_judgements)
+    assert {j["method"] for j in test_judgements} == {"none", "base", "aligned", "raw_history", "palr"}
+    assert all(j["method"] == "base" for j in read_jsonl(run_dir / "judgements.jsonl"))
     raw = [p for p in test_profiles if p["prompt_style"] == "raw_history"]
     assert all(p["text"].startswith("The user's earlier items") and p["model"] == "none" for p in raw)
     methods = results["methods"]

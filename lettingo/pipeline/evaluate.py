@@ -6,6 +6,7 @@ from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
+from lettingo.reporting.naming import profile_method
 from lettingo.store import JsonlAppender, read_jsonl
 from lettingo.types import Judgement, Profile, UserTask
 
@@ -13,14 +14,18 @@ from lettingo.types import Judgement, Profile, UserTask
 def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[str, None]],
               out: JsonlAppender, description: str, failures: FailureBudget) -> int:
     """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H).
-    A judgement whose LLM request failed is not written (a rerun judges it again)."""
+    A judgement whose LLM request failed is not written (a rerun judges it again). Each judgement
+    records its method (none, base, aligned or a baseline prompt's name), so the report need not
+    parse profile ids."""
     recommender = ctx.build("recommender", ctx.cfg.recommender)
-    units = []
+    main_style = str(ctx.cfg.prompt.name)
+    units, methods = [], {}
     for p in profiles:
         task_id, profile = (p.task_id, p) if isinstance(p, Profile) else p
         key = profile.profile_id if profile else f"{task_id}/none"
         if key not in out:
             units.append((tasks[task_id], profile))
+            methods[key] = profile_method(profile.generator, profile.prompt_style, main_style) if profile else "none"
     batch_size = max(1, int(ctx.cfg.evaluate.batch_size))
     with progress(description, total=len(profiles), done=len(profiles) - len(units)) as advance:
         for start in range(0, len(units), batch_size):
@@ -28,6 +33,7 @@ def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[st
             judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch])
             advance(len(batch))
             for j in judgements:
+                j.method = methods.get(j.profile_id, j.method)
                 if j.error:
                     failures.record(f"judgement {j.profile_id}", j.error)
             out.append(j.to_dict() for j in judgements if not j.error)
