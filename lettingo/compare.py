@@ -29,13 +29,12 @@ import yaml
 from lettingo.errors import LettingoError
 from lettingo.metrics import HEADLINE, LOWER_IS_BETTER
 from lettingo.paper import describe, published
-from lettingo.pipeline.report import METHOD_NAMES
-from lettingo.pipeline.report_html import natural_key
+from lettingo.reporting.naming import natural_key
+from lettingo.reporting.results import heldout_pair_accuracy, metric_names, read_json, result_rows
 from lettingo.store import STAGES, write_atomic
 
 PAPER_HEADER = "published in the paper (not ours)"
 FORMATS = ("md", "csv", "html")
-METHOD_KEYS = {name: key for key, name in METHOD_NAMES.items()}  # "LettinGo (aligned)" -> "aligned"
 # The alignment check of a job (results.json ``pair_check``), shown on its aligned row: did what the
 # writer learned carry over to held-out users' pairs (lettingo.preference_check)?
 PAIR_ACCURACY = "held-out pair accuracy"
@@ -99,15 +98,6 @@ def _read_yaml(path: Path):
         return None
 
 
-def _read_json(path: Path) -> tuple[dict | None, str]:
-    if not path.is_file():
-        return None, ""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), ""
-    except (OSError, json.JSONDecodeError) as exc:
-        return None, f"{path.name} cannot be read ({exc})"
-
-
 def _run_location(job_dir: Path, hydra_config: dict | None) -> Path:
     """The job's run directory: ``run_dir`` from its Hydra config when set (relative paths are read
     from the current directory, where ``lettingo run`` was started), else the job directory."""
@@ -121,7 +111,7 @@ def _stage_state(run: Path) -> str:
     """What a run without results has: which stages its manifest marks done, which it left running."""
     if not run.exists():
         return f"its run directory {run} does not exist"
-    manifest, problem = _read_json(run / "manifest.json")
+    manifest, problem = read_json(run / "manifest.json")
     if manifest is None:
         names = sorted(p.name for p in run.iterdir() if not p.name.startswith(".") and p.name != ".hydra")
         where = f"holds: {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names else "holds nothing else"
@@ -141,9 +131,9 @@ def read_job(root: Path, job_dir: Path) -> Job:
     hydra_config = _read_yaml(job_dir / ".hydra" / "config.yaml")
     overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
     run = _run_location(job_dir, hydra_config)
-    manifest, _ = _read_json(run / "manifest.json")
+    manifest, _ = read_json(run / "manifest.json")
     config = (manifest or {}).get("config") or (hydra_config if isinstance(hydra_config, dict) else None)
-    results, problem = _read_json(run / "results.json")
+    results, problem = read_json(run / "results.json")
     if results is not None and not results.get("methods"):
         results, problem = None, "results.json has no methods (a dry run, or a shard that stopped before report)"
     if results is None and not problem:
@@ -241,10 +231,6 @@ def setting_text(values: dict[str, str], jobs: int) -> str:
 
 # -- the table ------------------------------------------------------------------------------------
 
-def _metric_keys(row: dict) -> list[str]:
-    return [k for k, v in row.items() if isinstance(v, dict) and "value" in v]
-
-
 def _number(value) -> float:
     try:
         return float(value)
@@ -279,11 +265,9 @@ def collect(multirun_dir) -> pd.DataFrame:
 
     finished = [(job, vals) for job, vals in zip(jobs, values) if job.results is not None]
     task_types = list(dict.fromkeys(job.results.get("task_type") for job, _ in finished))
-    metrics = list(dict.fromkeys(
-        [m for tt in task_types for m in HEADLINE.get(tt, ())]
-        + [m for job, _ in finished for row in job.results["methods"].values() for m in _metric_keys(row)]))
-    present = {m for job, _ in finished for row in job.results["methods"].values() for m in _metric_keys(row)}
-    metrics = [m for m in metrics if m in present]
+    present = metric_names([row for job, _ in finished for row in result_rows(job.results)])
+    metrics = [m for m in dict.fromkeys([m for tt in task_types for m in HEADLINE.get(tt, ())] + present)
+               if m in present]
 
     records = []
     for job, vals in finished:
@@ -291,21 +275,21 @@ def collect(multirun_dir) -> pd.DataFrame:
         task_type = results.get("task_type")
         dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
         aligner = config.get("aligner", {}).get("name") if isinstance(config.get("aligner"), dict) else None
-        for method, row in results["methods"].items():
+        check = heldout_pair_accuracy(results)
+        for row in result_rows(results):
             record: dict[str, Any] = {"job": job.name, "setting": setting_text(vals, len(jobs))}
             record.update({key_columns[k]: v for k, v in vals.items()})
-            record.update(method=method, task_type=task_type)
+            record.update(method=row.name, task_type=task_type)
             for m in metrics:
-                cell = row.get(m) if isinstance(row.get(m), dict) else {}
+                cell = row.metric(m) or {}
                 ci = cell.get("ci") or (None, None)
                 record.update({m: _number(cell.get("value")), f"{m}_lo": _number(ci[0]), f"{m}_hi": _number(ci[1])})
-            record["n"] = row.get("n")
-            record["invalid_rate"] = _number(row.get("invalid_rate"))
-            check = ((results.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")
-            if check and METHOD_KEYS.get(method) == "aligned":
+            record["n"] = row.values.get("n")
+            record["invalid_rate"] = _number(row.values.get("invalid_rate"))
+            if check and row.method == "aligned":
                 record.update({PAIR_ACCURACY: _number(check.get("value")), f"{PAIR_ACCURACY}_lo": _number(check["ci"][0]),
                                f"{PAIR_ACCURACY}_hi": _number(check["ci"][1])})
-            key = METHOD_KEYS.get(method)
+            key = row.method
             entries = (published(str(dataset.get("name")), task_type, key, aligner, dataset_config=dataset)
                        if key else [])
             record["paper"] = describe(entries)

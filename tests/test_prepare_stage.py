@@ -8,7 +8,7 @@ import json
 import pytest
 from lettingo import api
 from lettingo.components import Context
-from lettingo.pipeline.report import data_section
+from lettingo.reporting.markdown import data_section
 from lettingo.store import read_jsonl
 from lettingo.types import Item, UserTask
 
