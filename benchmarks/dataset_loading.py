@@ -1,6 +1,6 @@
 """Preparing a large Amazon-format dataset: lettingo's streaming loader against pandas, in one run.
 
-    .venv/bin/python benchmarks/datasets.py [--lines 5000000] [--items 200000] [--workdir DIR]
+    .venv/bin/python benchmarks/dataset_loading.py [--lines 5000000] [--items 200000] [--workdir DIR]
 
 Writes a synthetic Amazon Reviews 2018 category (``Books.json.gz``, one review per line with a
 150-400 character review text, and ``meta_Books.json.gz``) and then, each in a fresh subprocess so
