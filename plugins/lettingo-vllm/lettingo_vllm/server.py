@@ -26,9 +26,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def openai_server(model: str, served_name: str = "model", *, dtype: str = "float32", max_model_len: int = 2048,
-                  cpu_kvcache_gb: int = 1, extra_args: tuple[str, ...] = (), startup_timeout_s: float = 240,
+                  cpu_kvcache_gb: int = 1, extra_args: tuple[str, ...] = (), startup_timeout_s: float = 900,
                   log_file: str | Path | None = None) -> Iterator[str]:
-    """A running server for ``model``; yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+    """A running server for ``model``; yields its base URL (``http://127.0.0.1:PORT/v1``).
+
+    A cold first start compiles the model (torch.compile, cached in ~/.cache/vllm): ~215 s on an idle
+    2-core AVX2 CPU, longer under load, so the default wait is generous."""
     port = free_port()
     env = {**os.environ, "VLLM_NO_USAGE_STATS": "1"}
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_gb))
