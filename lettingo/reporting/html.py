@@ -26,7 +26,7 @@ from lettingo import metrics
 from lettingo.reporting import plots
 from lettingo.reporting.model import MAX_BROWSER_USERS, MAX_PAIRS, RunReport
 from lettingo.reporting.naming import METHOD_KEYS
-from lettingo.reporting.results import finite, metric_names, p_text
+from lettingo.reporting.results import finite, heldout_pair_accuracy, metric_names, p_text
 
 MAX_LOG_ROWS = 500  # training-log rows in the (collapsed) table; the plots use every row
 SCORE_NOTES = {"ranking": "score: NDCG@10 of the target", "sentiment": "score: P(true label)",
@@ -140,7 +140,7 @@ def training_view(report: RunReport) -> dict:
         heldout = any(r.get("pair_check") for r in training.rounds)
         if heldout:
             for row, r in zip(rows, training.rounds):
-                row.append({"metric": ((r.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")})
+                row.append({"metric": heldout_pair_accuracy(r)})
         rounds = {"keys": keys + (["held-out reward accuracy"] if heldout else []), "rows": rows,
                   "plot": _figure(plots.rounds_plot(training.rounds), "per-round alignment", "per round")}
     return {"aligner": training.aligner, "aligned": aligned, "check": check, "check_rows": check_rows,

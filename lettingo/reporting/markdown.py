@@ -6,7 +6,7 @@ import json
 
 from lettingo.reporting.model import PairedTest, RunReport, Training
 from lettingo.reporting.naming import METHOD_NAMES
-from lettingo.reporting.results import ResultRow, metric_names, p_text
+from lettingo.reporting.results import ResultRow, heldout_pair_accuracy, metric_names, p_text
 
 RESULTS_NOTE = (
     "Intervals are 95% bootstrap confidence intervals over users (a user's sampled profiles are "
@@ -166,7 +166,7 @@ def training_section(training: Training) -> list[str]:
                   "| round | explored by | explore accuracy | mean score | pairs | chosen − rejected chars | "
                   "train loss | reward margin | reward accuracy | held-out reward accuracy | steps |", "|---" * 11 + "|"]
         for r in training.rounds:
-            heldout = ((r.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")
+            heldout = heldout_pair_accuracy(r)
             lines.append(f"| {r.get('round', '')} | {r.get('explored_by', '')} | {_num(r.get('explore_accuracy'))} | "
                          f"{_num(r.get('explore_mean_score'))} | {r.get('pairs')} | "
                          f"{_num(r.get('mean_length_difference_chars'), 1)} | {_num(r.get('train_loss'))} | "

@@ -139,8 +139,9 @@ def build_report(ctx, store) -> RunReport:
     results["stages"] = {name: s.get("summary", {}) for name, s in manifest.get("stages", {}).items()}
     results["usage"] = ledger.summarize(ledger.read_ledger(store.dir), by=("stage", "model"))
     results["profile_stats"] = profile_statistics(ctx, files, main_style)
+    pair_check = ((files.aligned or {}).get("metrics") or {}).get("pair_check")
     if files.aligned is not None:  # did alignment learn, and does it carry over to held-out users' pairs
-        results["pair_check"] = files.aligned.get("metrics", {}).get("pair_check")
+        results["pair_check"] = pair_check
     n_boot = int(cfg.report.bootstrap_resamples)
     judged = {j.profile_id: j.to_dict() for j in files.test_judgements}
     browser, browser_total = browser_data(files, judged, main_style, results["task_type"])
@@ -156,8 +157,7 @@ def build_report(ctx, store) -> RunReport:
                 for t in results["paired_tests"]],
         data_summary=json.loads(store.path("data_summary.json").read_text()),
         pairs_summary=json.loads(store.path("pairs_summary.json").read_text()),
-        training=Training(str(cfg.aligner.name), files.aligned,
-                          ((files.aligned or {}).get("metrics") or {}).get("pair_check"), files.rounds, files.steps),
+        training=Training(str(cfg.aligner.name), files.aligned, pair_check, files.rounds, files.steps),
         examples=examples(files, judged, main_style, evaluated_split(cfg), int(cfg.report.examples)),
         lengths=profile_lengths(files, main_style),
         browser=browser, browser_total=browser_total, pair_browser=pair_browser, pair_counts=pair_counts)

@@ -20,10 +20,7 @@ def method_of(profile_id: str, main_style: str) -> str:
 
     Only for judgements of run directories written before judgements recorded their ``method``."""
     parts = profile_id.split("/")
-    if parts[-1] == "none":
-        return "none"
-    generator, style = parts[-3], parts[-2]
-    return generator if style == main_style else style
+    return "none" if parts[-1] == "none" else profile_method(parts[-3], parts[-2], main_style)
 
 
 def profile_method(generator: str, prompt_style: str, main_style: str) -> str:

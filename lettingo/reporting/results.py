@@ -83,7 +83,8 @@ def p_text(p_value: Any, n_boot: int) -> str:
 
 
 def heldout_pair_accuracy(results: dict) -> dict | None:
-    """The held-out pair accuracy (value and ci) of the run's alignment check, if it has one."""
+    """The held-out pair accuracy (value and ci) of an alignment check, if there is one: of a run
+    (results.json) or of one round (a rounds.json row); both hold it under ``pair_check``."""
     return ((results.get("pair_check") or {}).get("heldout") or {}).get("reward_accuracy")
 
 
