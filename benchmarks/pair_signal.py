@@ -12,7 +12,14 @@ the target (each with its own candidates). It prints:
 - ``within_user_sd``: how much a user's samples differ on one target (the spread DPO pairs come from);
 - ``single_target_r``: the correlation, across targets, of each sample's score relative to its user's
   mean (1: the same sample always wins; 0: which sample wins is luck), and ``split_half_r`` for the
-  mean over half the targets against the other half.
+  mean over half the targets against the other half;
+- ``split_half_pair_agreement``: a best-vs-worst pair picked on the mean over the even-numbered
+  targets, and how often its chosen side also wins on the odd-numbered ones (0.5: luck), the
+  ceiling of held-out pair accuracy with labels from half the targets; and best-of-N picked on the
+  mean over all targets (the oracle a run with ``protocol.targets_per_user`` reports).
+
+The targets are the protocol's own (``protocol.targets_per_user`` = ``--targets``: tasks sharing one
+profile window before every target).
 
     .venv/bin/python benchmarks/pair_signal.py --users 64 -- experiment=quickstart protocol.train_users=200 \
         protocol.test_users=200 protocol.validation_users=1000 protocol.min_interactions=41 \
@@ -33,33 +40,11 @@ import numpy as np
 
 from lettingo import api
 from lettingo.components import Context
-from lettingo.data.protocol import _task, build_tasks, derive_seed, ordered_histories
+from lettingo.data.protocol import build_tasks
 from lettingo.pipeline.explore import sampling_params, task_seed
 from lettingo.prompts.baselines import RawHistoryPrompt
+from lettingo.targets import targets_of
 from lettingo.types import Profile
-
-
-def shifted_tasks(cfg, data, users, n_targets: int):
-    """Per user, tasks whose target is the last, second-last, ... interaction: the protocol's own
-    task builder with the history cut short, every profile window ending before the earliest target."""
-    history, _ = ordered_histories(data.interactions())
-    span = dict(zip(history.user_names, zip(history.starts, history.ends)))
-    universe = sorted(data.item_ids())
-    cdf = None
-    if cfg.protocol.candidate_sampling == "popularity":
-        counts = dict(zip(history.item_names, np.bincount(history.items, minlength=len(history.item_names))))
-        weights = np.array([counts.get(i, 0) for i in universe], dtype=float)
-        cdf = np.cumsum(weights) / weights.sum()
-    like_min, dislike_max = float(cfg.dataset.get("like_min", 4)), float(cfg.dataset.get("dislike_max", 2))
-    out = []
-    for task in users:
-        start, end = span[task.user_id]
-        out.append([task] + [
-            _task(task.user_id, task.split, history, start, end - k, int(cfg.protocol.profile_window),
-                  int(cfg.protocol.recent_window), int(cfg.protocol.num_candidates), universe, cdf,
-                  derive_seed(int(cfg.seed) + k, task.user_id), like_min, dislike_max)[0]
-            for k in range(1, n_targets)])
-    return out
 
 
 def main() -> None:
@@ -69,18 +54,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="profiles per user")
     parser.add_argument("overrides", nargs="*", help="config overrides, as for `lettingo run`")
     args = parser.parse_args()
-    cfg = api.compose(args.overrides)
+    cfg = api.compose([*args.overrides, f"protocol.targets_per_user={args.targets}"])
     ctx = Context(cfg, None)
     data = ctx.build("dataset", cfg.dataset).load()
     tasks, _ = build_tasks(data, cfg.protocol, cfg.dataset)
-    users = [t for t in tasks if t.split == "validation"][: args.users]
-    if not users:
+    groups = [g for g in targets_of({t.task_id: t for t in tasks}).values() if g[0].split == "validation"]
+    groups = groups[: args.users]
+    if not groups:
         sys.exit("no validation users: set protocol.validation_users (tune there, never on test users)")
-    targets = shifted_tasks(cfg, data, users, args.targets)
-    writing = [group[-1] for group in targets]  # its profile window ends before every target
-    ctx.items = data.items({i.item_id for group in targets for t in group
+    users = [group[0] for group in groups]  # primary tasks: one profile window before every target
+    ctx.items = data.items({i.item_id for group in groups for t in group
                             for i in t.profile_window + t.recent_window} |
-                           {c for group in targets for t in group for c in t.candidates})
+                           {c for group in groups for t in group for c in t.candidates})
 
     prompt, llm = ctx.build("prompt", cfg.prompt), ctx.llm(cfg.llm)
     params = sampling_params(cfg.explore, args.samples)
@@ -88,7 +73,7 @@ def main() -> None:
     for start in range(0, len(users), 32):
         batch = range(start, min(start + 32, len(users)))
         texts += [[g.text for g in gens] for gens in llm.generate(
-            [prompt.messages(writing[u], ctx.items) for u in batch], params,
+            [prompt.messages(users[u], ctx.items) for u in batch], params,
             [task_seed(cfg.seed, users[u].task_id, "base") for u in batch])]
         print(f"profiles written for {len(texts)}/{len(users)} users", file=sys.stderr)
 
@@ -97,10 +82,10 @@ def main() -> None:
     n, k, s = len(users), args.targets, args.samples
     none, raw_scores, scores = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, s, k))
     for t in range(k):
-        judged = [group[t] for group in targets]
+        judged = [group[t] for group in groups]
         none[:, t] = [j.score for j in ranker.judge(judged, [None] * n)]
         raw_scores[:, t] = [j.score for j in ranker.judge(judged, [
-            Profile(task.task_id, "raw", "raw", 0, raw.profile_text(writing[u], ctx.items), [])
+            Profile(task.task_id, "raw", "raw", 0, raw.profile_text(users[u], ctx.items), [])
             for u, task in enumerate(judged)])]
         for i in range(s):
             scores[:, i, t] = [j.score for j in ranker.judge(judged, [
@@ -110,6 +95,12 @@ def main() -> None:
     pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
     single = np.mean([np.corrcoef(deviation[:, :, a].ravel(), deviation[:, :, b].ravel())[0, 1] for a, b in pairs])
     halves = deviation[:, :, 0::2].mean(axis=2).ravel(), deviation[:, :, 1::2].mean(axis=2).ravel()
+    # a best-vs-worst pair picked on the even targets' mean: does it hold on the odd targets?
+    even, odd = scores[:, :, 0::2].mean(axis=2), scores[:, :, 1::2].mean(axis=2)
+    chosen, rejected = even.argmax(axis=1), even.argmin(axis=1)
+    margin = odd[np.arange(n), chosen] - odd[np.arange(n), rejected]
+    decided = chosen != rejected
+    best_on_mean = scores.mean(axis=2).argmax(axis=1)
     print(json.dumps({
         "users": n, "targets": k, "samples": s, "overrides": args.overrides,
         "all_targets": {"10H": round(none.mean(), 4), "raw_history": round(raw_scores.mean(), 4),
@@ -120,6 +111,8 @@ def main() -> None:
         "within_user_sd": round(float(scores[:, :, 0].std(axis=1).mean()), 4),
         "single_target_r": round(float(single), 3),
         "split_half_r": round(float(np.corrcoef(*halves)[0, 1]), 3),
+        "split_half_pair_agreement": round(float(((margin > 0) + 0.5 * (margin == 0))[decided].mean()), 3),
+        f"base_best_of_{s}_on_mean": round(float(scores[np.arange(n), best_on_mean].mean()), 4),
     }))
 
 

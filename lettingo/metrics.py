@@ -163,18 +163,19 @@ def rank_of(ranked: Sequence | None, target) -> int:
 
 
 def bootstrap_ci(fn: Callable[..., float], *arrays: Sequence, n_resamples: int = 1000,
-                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``fn(*arrays)``, resampling rows of all arrays jointly."""
+                 confidence: float = 0.95, seed: int = 0, clusters: Sequence | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``fn(*arrays)``, resampling rows of all arrays jointly
+    (rows sharing a ``clusters`` entry together)."""
     arrays = tuple(np.asarray(a, dtype=object) if not _numeric(a) else np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         raise ValueError(f"bootstrap_ci needs arrays of one length, got {[len(a) for a in arrays]}")
     if n == 0:
         return math.nan, math.nan
-    if n == 1:  # nothing to resample: the interval is the point
+    indices = resampled_rows(n, clusters, n_resamples, seed)
+    if indices is None:  # nothing to resample: the interval is the point
         value = float(fn(*arrays))
         return value, value
-    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
     values = np.array([fn(*(a[rows] for a in arrays)) for rows in indices], dtype=float)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -252,20 +253,41 @@ def mean_over_samples(fn: Callable, truths: np.ndarray, preds: np.ndarray, mask:
     return float(np.mean(values)) if values else math.nan
 
 
+def resampled_rows(n: int, clusters: Sequence | None, n_resamples: int, seed: int) -> list[np.ndarray] | None:
+    """Row indices of each bootstrap resample: clusters (users) drawn with replacement, each with all
+    its rows (a user judged on several targets); ``clusters`` None: every row is its own. None when
+    there are fewer than two clusters (nothing to resample)."""
+    if clusters is None:
+        return list(np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))) if n > 1 else None
+    if len(clusters) != n:
+        raise ValueError(f"got {len(clusters)} clusters for {n} rows")
+    keys = list(dict.fromkeys(clusters))  # in order of first appearance
+    if len(keys) < 2:
+        return None
+    index = {key: k for k, key in enumerate(keys)}
+    members = [[] for _ in keys]
+    for row, cluster in enumerate(clusters):
+        members[index[cluster]].append(row)
+    members = [np.asarray(m) for m in members]
+    draws = np.random.default_rng(seed).integers(0, len(keys), size=(n_resamples, len(keys)))
+    return [np.concatenate([members[k] for k in draw]) for draw in draws]
+
+
 def _as_array(values: Sequence) -> np.ndarray:
     return np.asarray(values) if _numeric(values) else np.asarray(values, dtype=object)
 
 
 def summarize_samples(task_type: str, truths: Sequence, samples: Sequence[Sequence[Judgement]], seed: int = 0,
                       n_resamples: int = 1000, rating_scale: tuple[float, float] = (1.0, 5.0),
-                      confidence: float = 0.95) -> dict[str, Any]:
+                      confidence: float = 0.95, clusters: Sequence | None = None) -> dict[str, Any]:
     """:func:`summarize` for users with one or more profiles each (``samples[i]``: user i's
     judgements): each metric is the mean over sample indices, its interval a percentile bootstrap
-    over users (clustered). With one sample per user it equals :func:`summarize`."""
+    over users (clustered). With one sample per user it equals :func:`summarize`. Rows that share
+    a ``clusters`` entry (one user's several targets) are resampled together."""
     truths_array = _as_array(truths)
     preds, mask = sample_matrix(task_type, truths, samples, rating_scale)
     n = len(truths_array)
-    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)) if n > 1 else None
+    indices = resampled_rows(n, clusters, n_resamples, seed)
     tail = (1 - confidence) / 2 * 100
     row: dict[str, Any] = {}
     for name, fn in metric_functions(task_type, truths).items():
@@ -279,22 +301,33 @@ def summarize_samples(task_type: str, truths: Sequence, samples: Sequence[Sequen
     if task_type == "sentiment":
         row["confusion"] = confusion(np.repeat(truths_array, mask.sum(1)), preds[mask], _classes(truths))
     judged = [j for s in samples for j in s]
-    row["n"] = n
+    row["n"] = n if clusters is None else len(set(clusters))
+    if clusters is not None:
+        row["targets"] = n
     row["profiles"] = len(judged)
     row["samples_per_user"] = preds.shape[1]
     row["invalid_rate"] = float(1 - np.mean([j.valid for j in judged])) if judged else math.nan
     return row
 
 
-def best_of_samples(samples: Sequence[Sequence[Judgement]]) -> list[Judgement]:
+def best_of_samples(samples: Sequence[Sequence[Judgement]], clusters: Sequence | None = None) -> list[Judgement]:
     """Each user's best-scored judgement (ties: the earliest sample): an oracle that knows the
-    held-out answer, so a ceiling for picking among the samples, never a method."""
-    return [max(enumerate(s), key=lambda pair: (pair[1].score, -pair[0]))[1] for s in samples]
+    held-out answer, so a ceiling for picking among the samples, never a method. Rows sharing a
+    ``clusters`` entry (one user's targets) pick one sample together: the best on their mean."""
+    if clusters is None:
+        return [max(enumerate(s), key=lambda pair: (pair[1].score, -pair[0]))[1] for s in samples]
+    totals: dict[Any, dict[int, list[float]]] = {}
+    for cluster, judged in zip(clusters, samples):
+        for k, j in enumerate(judged):
+            totals.setdefault(cluster, {}).setdefault(k, []).append(j.score)
+    best = {c: max(sorted(t), key=lambda k: (np.mean(t[k]), -k)) for c, t in totals.items()}
+    return [judged[best[c]] if best[c] < len(judged) else judged[0] for c, judged in zip(clusters, samples)]
 
 
 def paired_samples_test(task_type: str, fn: Callable, truths: Sequence, samples_a: Sequence[Sequence[Judgement]],
                         samples_b: Sequence[Sequence[Judgement]], n_resamples: int = 1000, seed: int = 0,
-                        confidence: float = 0.95, rating_scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, Any]:
+                        confidence: float = 0.95, rating_scale: tuple[float, float] = (1.0, 5.0),
+                        clusters: Sequence | None = None) -> dict[str, Any]:
     """:func:`paired_test` of mean-of-N metrics: users are resampled with all their samples of both
     methods. Base and aligned profiles of one user share seeds (common random numbers), so the
     paired difference is not drowned by sampling noise. One sample each: equal to :func:`paired_test`."""
@@ -308,14 +341,15 @@ def paired_samples_test(task_type: str, fn: Callable, truths: Sequence, samples_
                 - mean_over_samples(fn, truths_array, b, mask_b, rows))
 
     observed = difference() if n else math.nan
-    if n < 2:
-        return {"difference": observed, "ci": [observed, observed], "p_value": 1.0, "n": n}
-    indices = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    users = n if clusters is None else len(set(clusters))
+    indices = resampled_rows(n, clusters, n_resamples, seed)
+    if indices is None:
+        return {"difference": observed, "ci": [observed, observed], "p_value": 1.0, "n": users}
     diffs = np.array([difference(rows) for rows in indices], dtype=float)
     tail = (1 - confidence) / 2 * 100
     p_value = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
     return {"difference": float(observed), "ci": [float(v) for v in np.percentile(diffs, [tail, 100 - tail])],
-            "p_value": float(p_value), "n": n}
+            "p_value": float(p_value), "n": users}
 
 
 def clustered_mean_ci(values: Sequence[float], clusters: Sequence, n_resamples: int = 1000, seed: int = 0,
@@ -342,25 +376,28 @@ def clustered_mean_ci(values: Sequence[float], clusters: Sequence, n_resamples: 
 
 
 def score_predictions(task_type: str, truths: Sequence, preds: Sequence, seed: int = 0,
-                      n_resamples: int = 1000) -> dict[str, Any]:
-    """Metrics with CIs of per-user predictions already in metric form (see :func:`predictions`)."""
+                      n_resamples: int = 1000, clusters: Sequence | None = None) -> dict[str, Any]:
+    """Metrics with CIs of per-user predictions already in metric form (see :func:`predictions`);
+    ``clusters``: rows of one user (several targets), resampled together."""
     row: dict[str, Any] = {
         name: {"value": fn(np.asarray(truths, dtype=object), np.asarray(preds, dtype=object if
                                                                           task_type == "sentiment" else float)),
-               "ci": list(bootstrap_ci(fn, truths, preds, n_resamples=n_resamples, seed=seed))}
+               "ci": list(bootstrap_ci(fn, truths, preds, n_resamples=n_resamples, seed=seed, clusters=clusters))}
         for name, fn in metric_functions(task_type, truths).items()
     }
     if task_type == "sentiment":
         row["confusion"] = confusion(truths, preds, _classes(truths))
-    row["n"] = len(truths)
+    row["n"] = len(truths) if clusters is None else len(set(clusters))
+    if clusters is not None:
+        row["targets"] = len(truths)
     row["invalid_rate"] = 0.0
     return row
 
 
 def baselines(task_type: str, test_truths: Sequence, train_truths: Sequence, *, seed: int = 0,
               n_resamples: int = 1000, num_candidates: int = 20, candidates: Sequence[Sequence] | None = None,
-              popularity: dict[str, int] | None = None,
-              rating_scale: tuple[float, float] = (1.0, 5.0)) -> dict[str, dict[str, Any]]:
+              popularity: dict[str, int] | None = None, rating_scale: tuple[float, float] = (1.0, 5.0),
+              clusters: Sequence | None = None) -> dict[str, dict[str, Any]]:
     """Reference rows for a results table, with the same metric keys as :func:`summarize`.
 
     - sentiment: ``random`` (uniform labels drawn with ``seed``) and ``majority`` (the most frequent
@@ -386,8 +423,8 @@ def baselines(task_type: str, test_truths: Sequence, train_truths: Sequence, *, 
             choices = sorted(set(float(r) for r in train_truths))
             majority = max(sorted(counts), key=lambda r: counts[r])
             random_predictions = [float(r) for r in rng.choice(choices, size=n)]
-        return {"random": score_predictions(task_type, test_truths, random_predictions, seed, n_resamples),
-                "majority": score_predictions(task_type, test_truths, [majority] * n, seed, n_resamples)}
+        return {"random": score_predictions(task_type, test_truths, random_predictions, seed, n_resamples, clusters),
+                "majority": score_predictions(task_type, test_truths, [majority] * n, seed, n_resamples, clusters)}
     if task_type == "ranking":
         if num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
@@ -395,11 +432,11 @@ def baselines(task_type: str, test_truths: Sequence, train_truths: Sequence, *, 
         for name, fn in metric_functions("ranking", []).items():
             value = float(np.mean([fn(None, [r]) for r in range(num_candidates)]))
             rows["random"][name] = {"value": value, "ci": [value, value]}
-        rows["random"].update(n=n, invalid_rate=0.0)
+        rows["random"].update(n=n if clusters is None else len(set(clusters)), invalid_rate=0.0)
         if candidates is not None and popularity is not None:
             ranks = [rank_of(sorted(c, key=lambda item: -popularity.get(item, 0)), truth)  # sort is stable
                      for c, truth in zip(candidates, test_truths)]
-            rows["popularity"] = score_predictions("ranking", test_truths, ranks, seed, n_resamples)
+            rows["popularity"] = score_predictions("ranking", test_truths, ranks, seed, n_resamples, clusters)
         return rows
     raise ValueError(f"unknown task_type {task_type!r}; expected one of {', '.join(TASK_TYPES)}")
 

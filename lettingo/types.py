@@ -63,6 +63,14 @@ class UserTask(_Record):
     label: str  # like | neutral | dislike
     candidates: list[str]  # item ids, target included, shuffled with candidate_seed
     candidate_seed: int
+    # protocol.targets_per_user > 1: another of the user's targets, judged with the profiles of the
+    # task named here (its primary task, whose target is the user's last); None: a primary task
+    profile_task: str | None = None
+
+    @property
+    def primary_task_id(self) -> str:
+        """The task whose profiles this task is judged with: itself unless it is an extra target."""
+        return self.profile_task or self.task_id
 
     @classmethod
     def from_dict(cls, data):

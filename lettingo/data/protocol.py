@@ -9,7 +9,14 @@ Rules (each one fixed here so that every run, dataset and machine agrees):
   order is kept (the latest; equal timestamps keep the one that comes last in the file).
 - **Windows.** The target is the user's last interaction; the recent window is the ``recent_window``
   (K) interactions before it; the profile window is the ``profile_window`` (N) interactions before
-  those. With ``train_profile_windows: [30, 50, 70]`` (the paper) the train users are split into
+  those.
+- **Several targets.** With ``targets_per_user`` M > 1, each user also gets M - 1 extra tasks whose
+  targets are the user's 2nd-last, ..., M-th-last interactions (task ids ``<split>-<user>#k``, k =
+  1..M-1, listed after the user's primary task ``<split>-<user>``). All M share one profile window:
+  the N interactions before the earliest target's recent window, so one profile, written before
+  any target, is judged on all M (a profile's worth is then its mean over M targets, much less the
+  luck of one item). Each task keeps its own K-item recent window just before its target and its
+  own candidates (seed :func:`derive_seed` (seed + k, user id)). Every other rule applies to each. With ``train_profile_windows: [30, 50, 70]`` (the paper) the train users are split into
   equal groups, one window each, and test users keep ``profile_window``. Users with fewer than
   ``min_interactions`` (default: the largest window + K + 1) interactions are skipped and counted,
   so that sweeping ``profile_window`` with a fixed ``min_interactions`` keeps the same users.
@@ -57,6 +64,7 @@ DEFAULTS = {
     "train_users": 3000,  # the paper's sizes
     "test_users": 2000,
     "validation_users": 0,
+    "targets_per_user": 1,
     "seed": 0,
 }
 SPLITS = ("train", "test", "validation")
@@ -118,8 +126,9 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     n_profile, n_recent = int(settings["profile_window"]), int(settings["recent_window"])
     train_windows = settings["train_profile_windows"] or [n_profile]
     n_candidates, seed = int(settings["num_candidates"]), int(settings["seed"])
+    n_targets = int(settings["targets_per_user"])
     like_min, dislike_max = float(dataset_cfg.get("like_min", 4)), float(dataset_cfg.get("dislike_max", 2))
-    needed = max([n_profile, *train_windows]) + n_recent + 1
+    needed = max([n_profile, *train_windows]) + n_recent + n_targets
     min_interactions = int(settings["min_interactions"] or needed)
     _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,
                     min_interactions, needed)
@@ -161,10 +170,11 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     tasks, text_rows = [], {}
     for split, users in (("train", train_users), ("test", test_users), ("validation", validation_users)):
         for user in users:
-            task, rows = _task(user, split, history, *span[user], window_of[user], n_recent, n_candidates,
-                               universe, cdf, derive_seed(seed, user), like_min, dislike_max)
-            tasks.append(task)
-            text_rows[task.task_id] = rows
+            for k in range(n_targets):  # the primary task (k = 0), then the user's extra targets
+                task, rows = _task(user, split, history, *span[user], window_of[user], n_recent, n_candidates,
+                                   universe, cdf, derive_seed(seed + k, user), like_min, dislike_max, n_targets, k)
+                tasks.append(task)
+                text_rows[task.task_id] = rows
     _attach_review_texts(data, tasks, text_rows)
     for task in tasks:
         check_task(task)
@@ -179,6 +189,7 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
             "recent_window": n_recent,
             "num_candidates": n_candidates,
             "candidate_sampling": settings["candidate_sampling"],
+            "targets_per_user": n_targets,
             "min_interactions": min_interactions,
             "like_min": like_min,
             "dislike_max": dislike_max,
@@ -187,18 +198,18 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
         "users": {
             "total": int(len(lengths)),
             "eligible": len(eligible),
-            "kept": len(tasks),
+            "kept": len(window_of),
             "skipped": int(too_short.sum() + too_few_negatives.sum()),
             "skipped_reasons": {
                 "too_few_interactions": int(too_short.sum()),
                 "too_few_unrated_items": int(too_few_negatives.sum()),
             },
-            "eligible_unused": len(eligible) - len(tasks),
+            "eligible_unused": len(eligible) - len(window_of),
         },
         "splits": {
             split: {
                 "requested": int(settings[f"{split}_users"]),
-                "users": sum(1 for t in tasks if t.split == split),
+                "users": sum(1 for t in tasks if t.split == split and t.profile_task is None),
                 "labels": _label_counts(t.label for t in tasks if t.split == split),
             }
             for split in SPLITS if split != "validation" or validation_users
@@ -224,8 +235,10 @@ def _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, 
     if min_interactions < needed:
         raise DatasetError(
             f"protocol.min_interactions={min_interactions} is below the largest profile window + recent_window "
-            f"+ 1 = {needed}; raise it or leave it null"
+            f"+ targets_per_user = {needed}; raise it or leave it null"
         )
+    if int(settings["targets_per_user"]) < 1:
+        raise DatasetError(f"protocol.targets_per_user must be >= 1, got {settings['targets_per_user']}")
     if n_candidates < 1:
         raise DatasetError(f"protocol.num_candidates must be >= 1 (the target itself), got {n_candidates}")
     if settings["candidate_sampling"] not in CANDIDATE_SAMPLING:
@@ -314,29 +327,38 @@ def _split_sizes(n_eligible: int, want_train: int, want_test: int, n_users: int,
 
 
 def _task(user, split, history: Histories, start, end, n_profile, n_recent, n_candidates, universe, cdf,
-          candidate_seed, like_min, dislike_max) -> tuple[UserTask, list[int]]:
-    first = max(start, end - (n_profile + n_recent + 1))
-    window = [
-        Interaction(user_id=user, item_id=history.item_names[history.items[k]], rating=float(history.ratings[k]),
-                    timestamp=int(history.timestamps[k]))
-        for k in range(first, end)
-    ]
-    target = window[-1]
+          candidate_seed, like_min, dislike_max, n_targets=1, k=0) -> tuple[UserTask, list[int]]:
+    """The task whose target is the user's (k+1)-th-last interaction, its profile window the
+    ``n_profile`` interactions before the recent window of the earliest of ``n_targets`` targets."""
+    profile_start = max(start, end - (n_profile + n_recent + n_targets))
+    at = end - 1 - k  # the target's position
+    recent_start = max(profile_start + n_profile, at - n_recent)
+
+    def interactions(positions):
+        return [Interaction(user_id=user, item_id=history.item_names[history.items[p]],
+                            rating=float(history.ratings[p]), timestamp=int(history.timestamps[p]))
+                for p in positions]
+
+    profile_rows = range(profile_start, min(profile_start + n_profile, at))
+    recent_rows = range(recent_start, at)
+    target = interactions([at])[0]
     rng = np.random.default_rng(candidate_seed)
     rated = set(history.item_names[history.items[start:end]])
     candidates = [target.item_id] + _unrated_sample(rng, universe, cdf, rated, n_candidates - 1)
+    primary = f"{split}-{user}"
     task = UserTask(
-        task_id=f"{split}-{user}",
+        task_id=f"{primary}#{k}" if k else primary,
         user_id=user,
         split=split,
-        profile_window=window[:n_profile],
-        recent_window=window[n_profile:-1],
+        profile_window=interactions(profile_rows),
+        recent_window=interactions(recent_rows),
         target=target,
         label=label_for(target.rating, like_min, dislike_max),
         candidates=[candidates[i] for i in rng.permutation(len(candidates))],
         candidate_seed=candidate_seed,
+        profile_task=primary if k else None,
     )
-    return task, [int(r) for r in history.rows[first : end - 1]]  # the target's row is never looked up
+    return task, [int(history.rows[p]) for p in [*profile_rows, *recent_rows]]  # the target's row: never looked up
 
 
 def _unrated_sample(rng: np.random.Generator, universe: list[str], cdf: np.ndarray | None, rated: set[str],

@@ -28,6 +28,7 @@ from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.pair import pairs_summary, write_pairs
 from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.store import JsonlAppender, read_jsonl, write_atomic, write_json
+from lettingo.targets import mean_over_targets, primary_tasks
 from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile
 
 log = logging.getLogger(__name__)
@@ -108,18 +109,20 @@ def _explore_round(ctx, store, aligned: AlignedModel, round_dir) -> list[Prefere
     the round's JSONL files keep what was done)."""
     load_items(ctx, store)
     tasks = load_tasks(store, "train")
+    users = primary_tasks(tasks)
     params = sampling_params(ctx.cfg.explore, ctx.cfg.explore.num_profiles)
     stage = f"align: {round_dir.name}"
     with JsonlAppender(round_dir / "profiles.jsonl", profile_key) as out:
-        failures = FailureBudget.for_stage(ctx, f"{stage} explore", len(tasks))
-        write_profiles(ctx, aligned_generator(ctx, aligned), list(tasks.values()), "aligned", params,
+        failures = FailureBudget.for_stage(ctx, f"{stage} explore", len(users))
+        write_profiles(ctx, aligned_generator(ctx, aligned), list(users.values()), "aligned", params,
                        prompts_per_call(ctx.cfg.explore, params), out, f"{stage}: writing profiles", failures)
         profiles = [Profile.from_dict(r) for r in out.rows]
     with JsonlAppender(round_dir / "judgements.jsonl", judgement_key) as out:
         judge_all(ctx, tasks, profiles, out, f"{stage}: judging profiles",
                   FailureBudget.for_stage(ctx, f"{stage} evaluate", len(profiles)))
         judgements = [Judgement.from_dict(r) for r in out.rows]
-    pairs = ctx.build("pair_selector", ctx.cfg.pair_selector).select(tasks, profiles, judgements)
+    selector = ctx.build("pair_selector", ctx.cfg.pair_selector)
+    pairs = selector.select(users, profiles, mean_over_targets(tasks, judgements))
     write_pairs(round_dir / "pairs.jsonl", pairs)
     return pairs
 

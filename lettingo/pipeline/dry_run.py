@@ -44,11 +44,13 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
                      "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                      "cost_usd": _cost(llm_cfg, prompt_tokens, completion_tokens)})
 
-    profile_tokens = {t.task_id: tokens(prompt.messages(t, ctx.items)) for t in train + test}
+    # profiles are written once per user (primary tasks) and judged on each of the user's targets
+    writers, test_writers = ([t for t in split if t.profile_task is None] for split in (train, test))
+    profile_tokens = {t.task_id: tokens(prompt.messages(t, ctx.items)) for t in writers + test_writers}
     explored = 0
     for _, llm_cfg, params in explore_generators(cfg):
-        add("explore", llm_cfg, len(train), sum(profile_tokens[t.task_id] for t in train),
-            len(train) * params.n * params.max_new_tokens)
+        add("explore", llm_cfg, len(writers), sum(profile_tokens[t.task_id] for t in writers),
+            len(writers) * params.n * params.max_new_tokens)
         explored += params.n
     if judge_llm is not None:
         judge = _judge_tokens(recommender, train, cfg.explore.max_new_tokens)
@@ -56,15 +58,15 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
             len(train) * explored * JUDGE_ANSWER_TOKENS)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
     for suffix in ("", "+adapter"):  # the base and the aligned generator
-        add("test", cfg.llm, len(test), sum(profile_tokens[t.task_id] for t in test),
-            len(test) * test_params.n * test_params.max_new_tokens, suffix)
+        add("test", cfg.llm, len(test_writers), sum(profile_tokens[t.task_id] for t in test_writers),
+            len(test_writers) * test_params.n * test_params.max_new_tokens, suffix)
     baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e)
                  for e in cfg.test.get("baseline_prompts") or []]
     for baseline_cfg in baselines:
         baseline = ctx.build("prompt", baseline_cfg)
         if getattr(baseline, "needs_llm", True):
-            add("test", cfg.llm, len(test), sum(tokens(baseline.messages(t, ctx.items)) for t in test),
-                len(test) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
+            add("test", cfg.llm, len(test_writers), sum(tokens(baseline.messages(t, ctx.items)) for t in test_writers),
+                len(test_writers) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
         judged = (2 + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
         judge = _judge_tokens(recommender, test, cfg.test.max_new_tokens)

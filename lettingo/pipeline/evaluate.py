@@ -1,4 +1,4 @@
-"""Stage 3: the frozen recommender judges each profile on its user's held-out interaction."""
+"""Stage 3: the frozen recommender judges each profile on its user's held-out interaction(s)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.reporting.naming import profile_method
 from lettingo.store import JsonlAppender, read_jsonl
+from lettingo.targets import on_task, targets_of
 from lettingo.types import Judgement, Profile, UserTask
 
 
@@ -16,18 +17,29 @@ def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[st
     """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H).
     A judgement whose LLM request failed is not written (a rerun judges it again). Each judgement
     records its method (none, base, aligned or a baseline prompt's name), so the report need not
-    parse profile ids."""
+    parse profile ids. With several targets per user (``protocol.targets_per_user``) each profile
+    is judged on every target of its user (``lettingo.targets``)."""
     recommender = ctx.build("recommender", ctx.cfg.recommender)
     main_style = str(ctx.cfg.prompt.name)
-    units, methods = [], {}
+    targets = targets_of(tasks)
+    position = {task_id: k for k, task_id in enumerate(tasks)}
+    units, methods, total = [], {}, 0
     for p in profiles:
-        task_id, profile = (p.task_id, p) if isinstance(p, Profile) else p
-        key = profile.profile_id if profile else f"{task_id}/none"
-        if key not in out:
-            units.append((tasks[task_id], profile))
-            methods[key] = profile_method(profile.generator, profile.prompt_style, main_style) if profile else "none"
+        task_id, written = (p.task_id, p) if isinstance(p, Profile) else p
+        method = profile_method(written.generator, written.prompt_style, main_style) if written else "none"
+        for task in targets[task_id]:
+            total += 1
+            profile = on_task(written, task) if written else None
+            key = profile.profile_id if profile else f"{task.task_id}/none"
+            if key not in out:
+                units.append((task, profile))
+                methods[key] = method
+    if len(targets) < len(tasks):  # several targets: in the order a merge of shards writes them
+        group = {}
+        units.sort(key=lambda u: (group.setdefault((u[1].generator, u[1].prompt_style) if u[1] else None, len(group)),
+                                  position[u[0].task_id], u[1].sample if u[1] else 0))
     batch_size = max(1, int(ctx.cfg.evaluate.batch_size))
-    with progress(description, total=len(profiles), done=len(profiles) - len(units)) as advance:
+    with progress(description, total=total, done=total - len(units)) as advance:
         for start in range(0, len(units), batch_size):
             batch = units[start:start + batch_size]
             judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch])

@@ -19,6 +19,7 @@ from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.store import JsonlAppender
+from lettingo.targets import primary_tasks
 from lettingo.types import Profile, UserTask
 
 
@@ -118,7 +119,7 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
 def run(ctx, store) -> dict:
     load_items(ctx, store)
     shard = Shard.of(ctx.cfg)
-    tasks = [t for t in load_tasks(store, "train").values() if shard.owns(t.task_id)]
+    tasks = [t for t in primary_tasks(load_tasks(store, "train")).values() if shard.owns(t.task_id)]
     generators = explore_generators(ctx.cfg)
     failures = FailureBudget.for_stage(ctx, "explore", len(tasks) * len(generators))
     written = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lettingo.pipeline.prepare import load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
+from lettingo.targets import mean_over_targets, primary_tasks
 from lettingo.types import Judgement, PreferencePair, Profile
 
 
@@ -35,9 +36,10 @@ def run(ctx, store) -> dict:
     profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
     judgements = [Judgement.from_dict(r) for r in read_jsonl(store.path("judgements.jsonl"))]
     selector = ctx.build("pair_selector", ctx.cfg.pair_selector)
-    pairs = selector.select(tasks, profiles, judgements)
+    # several targets per user: each profile is paired on its mean judgement over them
+    pairs = selector.select(primary_tasks(tasks), profiles, mean_over_targets(tasks, judgements))
     write_pairs(store.path("pairs.jsonl"), pairs)
-    summary = {**pairs_summary(pairs), "train_users": len(tasks),
+    summary = {**pairs_summary(pairs), "train_users": len(primary_tasks(tasks)),
                "pairs_by_generator": _by_generator(pairs, profiles)}
     summary.update(getattr(selector, "last_summary", None) or {})  # e.g. what length balancing dropped
     write_json(store.path("pairs_summary.json"), summary)

@@ -19,13 +19,15 @@ from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_pa
 from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.store import JsonlAppender
+from lettingo.targets import primary_tasks
 from lettingo.types import Profile
 
 
 def run(ctx, store) -> dict:
     load_items(ctx, store)
     shard = Shard.of(ctx.cfg)
-    tasks = {k: t for k, t in load_tasks(store, evaluated_split(ctx.cfg)).items() if shard.owns(k)}
+    tasks = {k: t for k, t in load_tasks(store, evaluated_split(ctx.cfg)).items() if shard.owns(t.primary_task_id)}
+    users = list(primary_tasks(tasks).values())  # profiles are written once per user, judged on every target
     aligned = load_aligned(store)
     base = ctx.llm(ctx.cfg.llm)
     generators = {"base": base}
@@ -34,18 +36,18 @@ def run(ctx, store) -> dict:
     params = sampling_params(ctx.cfg.test, ctx.cfg.test.num_profiles)
     per_call = prompts_per_call(ctx.cfg.test, params)
     baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
-    failures = FailureBudget.for_stage(ctx, "test", len(tasks) * (len(generators) + len(baselines)))
+    failures = FailureBudget.for_stage(ctx, "test", len(users) * (len(generators) + len(baselines)))
     with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
         for name, llm in generators.items():  # one seed per user and sample for both: paired samples
-            write_profiles(ctx, llm, list(tasks.values()), name, params, per_call, out,
+            write_profiles(ctx, llm, users, name, params, per_call, out,
                            f"test: {name} profiles", failures, seed_name="base")
         for entry in baselines:  # the paper's baseline prompts, written by the base generator
             prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
-            write_profiles(ctx, base, list(tasks.values()), "base", params, per_call, out,
+            write_profiles(ctx, base, users, "base", params, per_call, out,
                            f"test: {prompt_cfg.name} profiles", failures, prompt_cfg=prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
-    units = [(task_id, None) for task_id in tasks] if ctx.cfg.test.no_profile_baseline else []
-    judge_failures = FailureBudget.for_stage(ctx, "test: judging", len(units) + len(profiles))
+    units = [(task.task_id, None) for task in users] if ctx.cfg.test.no_profile_baseline else []
+    judge_failures = FailureBudget.for_stage(ctx, "test: judging", (len(units) + len(profiles)) * len(tasks) // len(users))
     with JsonlAppender(store.path(shard.file("test_judgements.jsonl")), judgement_key) as out:
         judge_all(ctx, tasks, units + profiles, out, "test: judging", judge_failures)
         judged = len(out.rows)

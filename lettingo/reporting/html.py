@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from lettingo import metrics
 from lettingo.reporting import plots
-from lettingo.reporting.model import MAX_BROWSER_USERS, MAX_PAIRS, RunReport
+from lettingo.reporting.model import MAX_BROWSER_USERS, MAX_PAIRS, RunReport, targets_note
 from lettingo.reporting.naming import METHOD_KEYS
 from lettingo.reporting.results import finite, heldout_pair_accuracy, metric_names, p_text
 
@@ -44,7 +44,8 @@ def environment() -> jinja2.Environment:
 
 def render_html(report: RunReport) -> str:
     return environment().get_template("report.html.j2").render(
-        report=report, results=results_view(report), charts=charts(report), training=training_view(report),
+        report=report, results=results_view(report), targets_note=targets_note(report.results),
+        charts=charts(report), training=training_view(report),
         lengths=lengths_view(report), browser=browser_view(report), pairs=pairs_view(report))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lettingo.reporting.model import PairedTest, RunReport, Training
+from lettingo.reporting.model import PairedTest, RunReport, Training, targets_note
 from lettingo.reporting.naming import METHOD_NAMES
 from lettingo.reporting.results import ResultRow, heldout_pair_accuracy, metric_names, p_text
 
@@ -27,7 +27,7 @@ def render_markdown(report: RunReport) -> str:
         f"recommender `{config['recommender']}` · pairs `{config['pair selector']}` · aligner `{config['aligner']}`", "",
         f"## Results on held-out users ({results['split']} split)", "",
         results_table(report.rows), "",
-        RESULTS_NOTE, "",
+        " ".join(filter(None, [RESULTS_NOTE, targets_note(results)])), "",
         *paired_section(report.paired, report.n_boot),
         *confusion_section(report.rows),
         *diagnostics_section(results["recommender_diagnostics"]),

@@ -25,6 +25,7 @@ from lettingo.reporting.naming import (baseline_name, method_name, method_of, na
                                        profile_method)
 from lettingo.reporting.results import ResultRow, best_values, better, finite, read_json, result_rows
 from lettingo.store import read_jsonl
+from lettingo.targets import earliest_target_tasks, targets_of
 from lettingo.types import Item, Judgement, Profile, UserTask
 
 TRUTH = {"sentiment": lambda t: t.label, "rating": lambda t: t.target.rating, "ranking": lambda t: t.target.item_id}
@@ -191,6 +192,12 @@ def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[J
     scale = tuple(OmegaConf.select(ctx.cfg, "dataset.rating_scale", default=None) or (1.0, 5.0))
     truth = TRUTH[task_type]
     samples = {method: user_samples(js) for method, js in by_method.items()}
+    # several targets per user (protocol.targets_per_user): a row per target, users resampled whole
+    several = any(t.profile_task for t in tasks.values())
+
+    def clusters(task_ids):
+        return [tasks[t].user_id for t in task_ids] if several else None
+
     rows, oracles = {}, {}
     order = ["none", *sorted(set(by_method) - {"none", "base", "aligned"}), "base", "aligned"]
     for method in order:
@@ -199,34 +206,52 @@ def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[J
             per_user = [samples[method][u] for u in users]
             truths = [truth(tasks[u]) for u in users]
             rows[method_name(method)] = metrics.summarize_samples(
-                task_type, truths, per_user, seed=seed, n_resamples=n_boot, rating_scale=scale)
+                task_type, truths, per_user, seed=seed, n_resamples=n_boot, rating_scale=scale,
+                clusters=clusters(users))
             width = max(len(s) for s in per_user)
             if method in ("base", "aligned") and width > 1:
-                oracles[oracle_name(method, width)] = metrics.summarize(
-                    task_type, truths, metrics.best_of_samples(per_user), seed=seed, n_resamples=n_boot,
-                    rating_scale=scale)
+                best = metrics.best_of_samples(per_user, clusters(users))
+                if several:  # one pick per user, scored on each of its targets
+                    oracles[oracle_name(method, width)] = metrics.summarize_samples(
+                        task_type, truths, [[j] for j in best], seed=seed, n_resamples=n_boot, rating_scale=scale,
+                        clusters=clusters(users))
+                else:
+                    oracles[oracle_name(method, width)] = metrics.summarize(
+                        task_type, truths, best, seed=seed, n_resamples=n_boot, rating_scale=scale)
     rows.update(oracles)
     split = evaluated_split(ctx.cfg)
     test = sorted((t for t in tasks.values() if t.split == split), key=lambda t: t.task_id)
     train = [t for t in tasks.values() if t.split == "train"]
-    # Popularity from the windows only: every window rating precedes its user's target.
-    popularity = Counter(i.item_id for t in tasks.values() for i in t.profile_window + t.recent_window)
+    # Popularity from the windows only: every window rating precedes its user's targets (the
+    # earliest target's windows: with several targets, later ones' windows hold earlier targets).
+    popularity = Counter(i.item_id for t in earliest_target_tasks(tasks) for i in t.profile_window + t.recent_window)
     for name, row in metrics.baselines(
             task_type, [truth(t) for t in test], [truth(t) for t in train], seed=seed, n_resamples=n_boot,
             num_candidates=int(ctx.cfg.protocol.num_candidates), candidates=[t.candidates for t in test],
-            popularity=popularity, rating_scale=scale).items():
+            popularity=popularity, rating_scale=scale, clusters=clusters([t.task_id for t in test])).items():
         rows[baseline_name(name)] = row
     # A recommender may summarise its own judgements (llm_ranker: position bias), per method.
     summarize_own = getattr(recommender, "judgement_summary", None)
     diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
-    return {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "split": split, "methods": rows,
-            "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale),
+    out = {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "split": split, "methods": rows,
+            "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale, several),
             "recommender_diagnostics": diagnostics}
+    if several:
+        out["targets_per_user"] = max(len(group) for group in targets_of(tasks).values())
+    return out
 
 
-def paired_tests(task_type, tasks, samples, seed, n_boot, scale) -> list[dict]:
+def targets_note(results: dict) -> str:
+    """What a row means when each user was judged on several targets ("" with one)."""
+    m = results.get("targets_per_user", 1)
+    return (f"Each user was judged on {m} targets (their last {m} interactions, one profile for all: "
+            "protocol.targets_per_user); a row is the mean over every user's targets, n still counts "
+            "users, and intervals and paired tests resample users with all their targets.") if m > 1 else ""
+
+
+def paired_tests(task_type, tasks, samples, seed, n_boot, scale, several=False) -> list[dict]:
     """Method A against method B on the users both were judged on, each method's mean over its
-    samples of a user (users resampled with all their samples)."""
+    samples of a user (users resampled with all their samples, and all their targets)."""
     out = []
     baselines = sorted(set(samples) - {"none", "base", "aligned"})
     for a, b in [*COMPARISONS, *(("aligned", style) for style in baselines)]:
@@ -238,7 +263,8 @@ def paired_tests(task_type, tasks, samples, seed, n_boot, scale) -> list[dict]:
         for metric in metrics.HEADLINE[task_type]:
             test = metrics.paired_samples_test(
                 task_type, fns[metric], truths, [samples[a][u] for u in users], [samples[b][u] for u in users],
-                n_resamples=n_boot, seed=seed, rating_scale=scale)
+                n_resamples=n_boot, seed=seed, rating_scale=scale,
+                clusters=[tasks[u].user_id for u in users] if several else None)
             out.append({"a": method_name(a), "b": method_name(b), "metric": metric, **test})
     return out
 

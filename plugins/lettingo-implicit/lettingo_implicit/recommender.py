@@ -219,6 +219,11 @@ class ImplicitReranker:
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
         check_ranking_tasks(self.name, tasks, profiles)
+        extra = next((t.task_id for t in tasks if getattr(t, "profile_task", None)), None)
+        if extra is not None:  # its matrix would still hold the user's earlier targets
+            raise LettingoError(
+                f"recommender {self.name!r} holds out only each user's last interaction, but task {extra!r} "
+                f"targets an earlier one (protocol.targets_per_user > 1); set protocol.targets_per_user=1")
         fitted = self.fit()
         profile_texts = sorted({p.text.strip() for p in profiles if p is not None and p.text.strip()})
         profile_vectors: dict[str, np.ndarray] = {}
