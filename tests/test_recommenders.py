@@ -117,6 +117,9 @@ def test_item_embeddings_are_cached_across_calls_and_model_loaded_once(ranker_ct
     ranker.judge([task], [profile_for(task, "Likes documentaries.")])
     assert encoded == ["Likes documentaries."]
     assert ranker.model is model
+    encoded.clear()  # a profile judged again (another target of its user) is not embedded again
+    again = ranker.judge([task], [profile_for(task, ROMANCE_FAN)])
+    assert encoded == [] and again[0].score == ranker.judge([task], [profile_for(task, ROMANCE_FAN)])[0].score
 
 
 def test_a_target_missing_from_candidates_is_an_error(ranker):

@@ -8,6 +8,7 @@ single mean-pooled vector, and the weight would no longer say how much the profi
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from lettingo.recommenders import check_ranking_tasks, ranking_judgement
 from lettingo.types import Judgement, Profile, UserTask
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": MINILM_DIR}
+PROFILE_CACHE = 4096  # profile embeddings kept across judge() calls (1.5 KB each for MiniLM)
 
 
 def resolve_embedding_model(model: str) -> str:
@@ -46,6 +48,9 @@ class EmbeddingRanker:
         self.device = device
         self._model = None
         self._item_vectors: dict[str, np.ndarray] = {}  # item_id -> unit embedding, kept across calls
+        # profile text -> unit embedding, the latest PROFILE_CACHE kept: with several targets per user
+        # (protocol.targets_per_user) one profile is judged in many calls
+        self._profile_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "EmbeddingRanker":
@@ -94,7 +99,13 @@ class EmbeddingRanker:
                 wheres.setdefault(interaction.item_id, f"recent window of task {task.task_id}")
         self.embed_items(wheres)
         profile_texts = sorted({p.text.strip() for p in profiles if p is not None and p.text.strip()})
-        profile_vectors = dict(zip(profile_texts, self.embed(profile_texts)))
+        missing = [text for text in profile_texts if text not in self._profile_vectors]
+        self._profile_vectors.update(zip(missing, self.embed(missing)))
+        for text in profile_texts:
+            self._profile_vectors.move_to_end(text)
+        while len(self._profile_vectors) > PROFILE_CACHE:
+            self._profile_vectors.popitem(last=False)
+        profile_vectors = {text: self._profile_vectors[text] for text in profile_texts}
         return [self._judgement(t, p, profile_vectors) for t, p in zip(tasks, profiles)]
 
     def scores(self, task: UserTask, profile_vector: np.ndarray | None) -> np.ndarray:
