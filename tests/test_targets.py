@@ -139,3 +139,21 @@ def test_a_run_writes_profiles_once_per_user_and_judges_them_on_every_target(sev
     assert "judged on 3 targets" in (run / "report.md").read_text()
     assert "judged on 3 targets" in (run / "report.html").read_text()
     assert json.loads((run / "data_summary.json").read_text())["settings"]["targets_per_user"] == 3
+
+
+def test_sharded_judging_of_several_targets_merges_to_the_unsharded_rows(tmp_path, tiny_model):
+    from lettingo.pipeline import merge_shards
+    from lettingo.testing import comparable_rows
+
+    plugins.load_entrypoints(only=["transformers", "trl"])
+    overrides = tiny_overrides(tiny_model, train=6, test=2) + [
+        "protocol.targets_per_user=2", "explore.sequences_per_call=2"]  # one user a call: samples as alone
+    whole = api.compose(overrides + [f"cache.path={tmp_path / 'whole.sqlite'}"])
+    api.run(whole, tmp_path / "whole", stages=["prepare", "explore", "evaluate"])
+    sharded = overrides + [f"cache.path={tmp_path / 'sharded.sqlite'}"]  # generated anew, not cache hits
+    for index in range(2):
+        api.run(api.compose(sharded + ["shard.count=2", f"shard.index={index}"]), tmp_path / "sharded")
+    merge_shards(api.compose(sharded), tmp_path / "sharded")
+    for name in ("profiles.jsonl", "judgements.jsonl"):
+        assert comparable_rows(tmp_path / "sharded" / name) == comparable_rows(tmp_path / "whole" / name), name
+    assert len(read_jsonl(tmp_path / "whole" / "judgements.jsonl")) == 2 * len(read_jsonl(tmp_path / "whole" / "profiles.jsonl"))

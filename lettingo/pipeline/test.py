@@ -47,7 +47,8 @@ def run(ctx, store) -> dict:
                            f"test: {prompt_cfg.name} profiles", failures, prompt_cfg=prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
     units = [(task.task_id, None) for task in users] if ctx.cfg.test.no_profile_baseline else []
-    judge_failures = FailureBudget.for_stage(ctx, "test: judging", (len(units) + len(profiles)) * len(tasks) // len(users))
+    targets_per_user = len(tasks) // max(1, len(users))
+    judge_failures = FailureBudget.for_stage(ctx, "test: judging", (len(units) + len(profiles)) * targets_per_user)
     with JsonlAppender(store.path(shard.file("test_judgements.jsonl")), judgement_key) as out:
         judge_all(ctx, tasks, units + profiles, out, "test: judging", judge_failures)
         judged = len(out.rows)

@@ -234,8 +234,8 @@ def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[J
     summarize_own = getattr(recommender, "judgement_summary", None)
     diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
     out = {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "split": split, "methods": rows,
-            "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale, several),
-            "recommender_diagnostics": diagnostics}
+           "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale, several),
+           "recommender_diagnostics": diagnostics}
     if several:
         out["targets_per_user"] = max(len(group) for group in targets_of(tasks).values())
     return out
