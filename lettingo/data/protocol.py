@@ -9,17 +9,18 @@ Rules (each one fixed here so that every run, dataset and machine agrees):
   order is kept (the latest; equal timestamps keep the one that comes last in the file).
 - **Windows.** The target is the user's last interaction; the recent window is the ``recent_window``
   (K) interactions before it; the profile window is the ``profile_window`` (N) interactions before
-  those.
+  those. With ``train_profile_windows: [30, 50, 70]`` (the paper) the train users are split into
+  equal groups, one window each, and test users keep ``profile_window``. Users with fewer than
+  ``min_interactions`` (default: the largest window + K + ``targets_per_user``) interactions are
+  skipped and counted, so that sweeping ``profile_window`` with a fixed ``min_interactions`` keeps
+  the same users.
 - **Several targets.** With ``targets_per_user`` M > 1, each user also gets M - 1 extra tasks whose
   targets are the user's 2nd-last, ..., M-th-last interactions (task ids ``<split>-<user>#k``, k =
   1..M-1, listed after the user's primary task ``<split>-<user>``). All M share one profile window:
   the N interactions before the earliest target's recent window, so one profile, written before
   any target, is judged on all M (a profile's worth is then its mean over M targets, much less the
   luck of one item). Each task keeps its own K-item recent window just before its target and its
-  own candidates (seed :func:`derive_seed` (seed + k, user id)). Every other rule applies to each. With ``train_profile_windows: [30, 50, 70]`` (the paper) the train users are split into
-  equal groups, one window each, and test users keep ``profile_window``. Users with fewer than
-  ``min_interactions`` (default: the largest window + K + 1) interactions are skipped and counted,
-  so that sweeping ``profile_window`` with a fixed ``min_interactions`` keeps the same users.
+  own candidates (seed :func:`derive_seed` (seed + k, user id)). Every other rule applies to each.
 - **Splits.** Eligible users, sorted by id, are shuffled with ``numpy.random.default_rng(seed)``;
   the first ``train_users`` form split "train", the next ``test_users`` split "test", and the next
   ``validation_users`` (default 0) split "validation": held-out users to tune on, so that the test
