@@ -20,6 +20,17 @@ nothing is warm from another variant:
   lettingo             ``DPOAligner({...}).train(pairs, model, out_dir)``: the whole lettingo path
                        (fingerprint, checkpoint handling, dataset checks, adapter, model card, log)
   lettingo+precompute  the same with ``precompute_ref_log_probs: true``
+  lettingo+no-checkpointing, lettingo+precompute+no-checkpointing
+                       ``gradient_checkpointing: false`` (activations kept, not recomputed in the
+                       backward pass), alone and with the precomputed reference
+  lettingo+lora-attention
+                       LoRA on the attention projections only (q/k/v/o) instead of ``all-linear``
+  lettingo+bf16        the model loaded in bfloat16 (``dtype: bfloat16``)
+  lettingo+half-prompt today's settings on the same pairs with the older half of each prompt's
+                       history lines dropped (what a prompt half as long costs)
+
+Each lettingo variant's times are also printed as a ratio to ``lettingo`` (today's settings). Not
+measurable with TRL 1.16: ``padding_free`` (its DPOTrainer warns and falls back to padding).
 
 Times: ``loop`` is ``on_train_begin`` → ``on_train_end`` of a ``TrainerCallback`` (the same
 measurement in every variant); ``train()`` is the wall time of the ``DPOTrainer.train`` call;
@@ -59,9 +70,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORK_DIR = ROOT / "benchmarks" / ".work" / "alignment"
 PIPELINE_STAGES = ["prepare", "explore", "evaluate", "pair"]
-VARIANTS = ["direct", "direct-nosave", "lettingo", "lettingo+precompute"]
+# lettingo variants: aligner settings over today's (``lettingo``); each is a way to make a pair cheaper
+LETTINGO_VARIANTS = {
+    "lettingo": {},
+    "lettingo+precompute": {"precompute_ref_log_probs": True},
+    "lettingo+no-checkpointing": {"gradient_checkpointing": False},
+    "lettingo+precompute+no-checkpointing": {"precompute_ref_log_probs": True, "gradient_checkpointing": False},
+    "lettingo+lora-attention": {"lora": {"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}},
+    "lettingo+bf16": {"dtype": "bfloat16"},
+    "lettingo+half-prompt": {},  # the same settings on prompts that keep the newer half of the history
+}
+
+
+def half_prompt(pair: dict) -> dict:
+    """The pair with the older half of its numbered history lines dropped: what a prompt half as long
+    costs (``prompt.max_items`` / ``protocol.profile_window`` shorten real prompts)."""
+    def shorten(text: str) -> str:
+        lines = text.split("\n")
+        history = [i for i, line in enumerate(lines) if line[:1].isdigit() and ". " in line[:5]]
+        drop = set(history[: len(history) // 2])
+        return "\n".join(line for i, line in enumerate(lines) if i not in drop)
+    return {**pair, "prompt_messages": [{**m, "content": shorten(m["content"])} for m in pair["prompt_messages"]]}
+VARIANTS = ["direct", "direct-nosave", *LETTINGO_VARIANTS]
 DEFAULT_VARIANTS = ["direct", "lettingo", "lettingo+precompute"]
-RATIOS = [("lettingo", "direct"), ("lettingo+precompute", "lettingo"), ("direct-nosave", "direct")]
+RATIOS = [("lettingo", "direct"), ("direct-nosave", "direct"),
+          *((v, "lettingo") for v in LETTINGO_VARIANTS if v != "lettingo")]
 NUMBERS = ["steps", "loop_s", "train_call_s", "setup_s", "after_s", "total_s", "steps_per_s", "step_median_s",
            "peak_mb", "cpu_s", "mean_loss", "last_margin"]
 
@@ -82,6 +115,8 @@ def child(job_path: Path) -> None:
     from trl import DPOTrainer
 
     if variant.startswith("lettingo"):
+        from omegaconf import OmegaConf
+
         from lettingo.types import PreferencePair
         from lettingo_trl.dpo import DPOAligner
     else:
@@ -123,9 +158,11 @@ def child(job_path: Path) -> None:
         shutil.rmtree(out)
 
     if variant.startswith("lettingo"):
+        if variant == "lettingo+half-prompt":
+            raw_pairs = [half_prompt(p) for p in raw_pairs]
         pairs = [PreferencePair.from_dict(p) for p in raw_pairs]
-        cfg = {"batch_size": settings["batch_size"], "max_length": settings["max_length"],
-               "max_steps": settings["max_steps"], "precompute_ref_log_probs": variant == "lettingo+precompute"}
+        cfg = OmegaConf.merge({"batch_size": settings["batch_size"], "max_length": settings["max_length"],
+                               "max_steps": settings["max_steps"]}, LETTINGO_VARIANTS[variant])
         aligner = DPOAligner(cfg, None, callbacks=[Timer()])
         marks["start"] = time.perf_counter()
         aligned = aligner.train(pairs, job["model"], out)
