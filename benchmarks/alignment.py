@@ -90,7 +90,10 @@ def half_prompt(pair: dict) -> dict:
         history = [i for i, line in enumerate(lines) if line[:1].isdigit() and ". " in line[:5]]
         drop = set(history[: len(history) // 2])
         return "\n".join(line for i, line in enumerate(lines) if i not in drop)
+
     return {**pair, "prompt_messages": [{**m, "content": shorten(m["content"])} for m in pair["prompt_messages"]]}
+
+
 VARIANTS = ["direct", "direct-nosave", *LETTINGO_VARIANTS]
 DEFAULT_VARIANTS = ["direct", "lettingo", "lettingo+precompute"]
 RATIOS = [("lettingo", "direct"), ("direct-nosave", "direct"),
