@@ -47,6 +47,7 @@ from lettingo import api
 from lettingo.components import Context
 from lettingo.data.protocol import build_tasks
 from lettingo.llm import SamplingParams
+from lettingo.metrics import bootstrap_ci
 from lettingo.pipeline.explore import task_seed
 from lettingo.prompts.baselines import RawHistoryPrompt
 from lettingo.targets import targets_of
@@ -93,10 +94,8 @@ def within_writer_signal(scores: np.ndarray) -> dict:
 def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000) -> dict:
     """Mean of a - b over users (each user's mean over samples and targets), with a user bootstrap 95% CI."""
     diff = a.mean(axis=(1, 2)) - b.mean(axis=(1, 2))
-    rng = np.random.default_rng(0)
-    draws = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return {"mean": round(float(diff.mean()), 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+    low, high = bootstrap_ci(np.mean, diff, n_resamples=resamples)
+    return {"mean": round(float(diff.mean()), 4), "ci95": [round(low, 4), round(high, 4)]}
 
 
 def main() -> None:
