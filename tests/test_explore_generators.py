@@ -11,10 +11,13 @@ from lettingo import api, plugins
 from lettingo.cache import CachedLLM, CallCache
 from lettingo.hookspecs import hookimpl
 from lettingo.ledger import Ledger, read_ledger, summarize
+from lettingo.components import Context
 from lettingo.llm import Generation, SamplingParams
-from lettingo.pipeline.explore import GeneratorConfigError, explore_generators
+from lettingo.pipeline.explore import GeneratorConfigError, explore_generators, sampling_params, task_seed
 from lettingo.pipeline.failures import FailureBudget, TooManyFailuresError
-from lettingo.store import read_jsonl
+from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.store import RunStore, read_jsonl
+from lettingo.targets import primary_tasks
 from lettingo.testing import tiny_overrides
 
 pytestmark = pytest.mark.usefixtures("installed_plugins")  # composing needs the plugins' options
@@ -31,13 +34,14 @@ def two_generators(tiny_model: str) -> str:
 
 def test_generators_default_to_the_llm_as_base(tiny_model):
     cfg = api.compose(tiny_overrides(tiny_model))
-    [(name, llm_cfg, params)] = explore_generators(cfg)
+    [(name, llm_cfg, params, prompt)] = explore_generators(cfg)
     assert name == "base" and llm_cfg.model == tiny_model and params.n == cfg.explore.num_profiles
+    assert prompt is None  # the run's prompt
 
 
 def test_each_generator_has_its_own_sampling(tiny_model):
     cfg = api.compose(tiny_overrides(tiny_model) + [two_generators(tiny_model)])
-    (small, _, p1), (other, llm, p2) = explore_generators(cfg)
+    (small, _, p1, _), (other, llm, p2, _) = explore_generators(cfg)
     assert (small, p1.n, p1.temperature) == ("small", 1, 0.7)
     assert (other, p2.n, p2.temperature, llm.threads) == ("other", 3, cfg.explore.temperature, 1)
     assert p1.max_new_tokens == p2.max_new_tokens == cfg.explore.max_new_tokens
@@ -47,6 +51,7 @@ def test_each_generator_has_its_own_sampling(tiny_model):
     ("[{num_profiles: 2}]", "needs an `llm` node"),
     ("[{llm: ${llm}, n: 2}]", r"unknown key\(s\) \['n'\]"),
     ("[{llm: ${llm}, name: a}, {llm: ${llm}, name: a}]", "is taken"),
+    ("[{llm: ${llm}, prompt: [palr]}]", "`prompt` is a prompt option's name"),
 ])
 def test_bad_generator_entries_are_named(tiny_model, entry, message):
     cfg = api.compose(tiny_overrides(tiny_model) + [f"explore.generators={entry}"])
@@ -70,9 +75,36 @@ def test_a_run_explores_with_every_generator_and_records_usage(tmp_path, tiny_mo
     assert manifest["stages"]["explore"]["summary"]["llm_usage"][0]["requests"] == 8
 
 
-def test_an_engine_can_be_released_alone(tiny_model):
-    from lettingo.components import Context
+def test_a_generator_with_its_own_prompt_answers_the_runs_prompt(tmp_path, tiny_model):
+    """A generator given `prompt: palr` writes with PALR's instructions, but its profiles are recorded
+    as answers to the run's prompt, so they pair with the other generator's (what DPO trains on)."""
+    generators = ("explore.generators=[{name: own, llm: ${llm}, num_profiles: 2},"
+                  "{name: teacher, llm: ${llm}, prompt: palr, num_profiles: 2}]")
+    cfg = api.compose(tiny_overrides(tiny_model, train=4, test=2) + [generators])
+    assert [g.prompt for g in explore_generators(cfg)] == [None, OmegaConf.create({"name": "palr"})]
+    api.run(cfg, tmp_path, stages=["prepare", "explore", "evaluate", "pair"])
+    rows = read_jsonl(tmp_path / "profiles.jsonl")
+    by = {(r["task_id"], r["generator"], r["sample"]): r for r in rows}
+    assert {r["prompt_style"] for r in rows if r["generator"] == "teacher"} == {"palr"}
+    for (task_id, generator, sample), row in by.items():
+        if generator == "teacher":  # PALR wrote it; it answers what the aligned writer is asked
+            assert row["prompt_messages"] == by[(task_id, "own", sample)]["prompt_messages"]
+    # the teacher was asked PALR's question: the same model, seed and PALR messages give its text back
+    ctx = Context(cfg, None, cache=None)  # a real generation, not the run's cached answer
+    store = RunStore(tmp_path)
+    task = next(iter(primary_tasks(load_tasks(store, "train")).values()))
+    palr = ctx.build("prompt", OmegaConf.create({"name": "palr"})).messages(task, load_items(ctx, store))
+    assert palr != by[(task.task_id, "teacher", 0)]["prompt_messages"]
+    [again] = ctx.llm(cfg.llm).generate([palr], sampling_params(cfg.explore, 2),
+                                        [task_seed(cfg.seed, task.task_id, "teacher")])
+    assert [g.text for g in again] == [by[(task.task_id, "teacher", i)]["text"] for i in range(2)]
+    ctx.release_llms()
+    pairs = read_jsonl(tmp_path / "pairs.jsonl")
+    assert pairs, "pairs are drawn across the two generators' profiles"
+    assert json.loads((tmp_path / "pairs_summary.json").read_text())["pairs_by_generator"]
 
+
+def test_an_engine_can_be_released_alone(tiny_model):
     ctx = Context(cache=None)
     first = ctx.llm({"name": "transformers", "model": tiny_model, "threads": 1})
     ctx.llm({"name": "transformers", "model": tiny_model, "threads": 1, "batch_size": 2})
@@ -145,6 +177,17 @@ def test_dry_run_counts_requests_and_prices_them_without_calling(tmp_path, tiny_
     from lettingo.pipeline.dry_run import render
 
     assert "no LLM was called" in render(rows)
+
+
+def test_dry_run_prices_a_generator_by_its_own_prompt(tmp_path, tiny_model):
+    generators = ("explore.generators=[{name: own, llm: ${llm}},{name: palr, llm: ${llm}, prompt: palr},"
+                  "{name: raw, llm: ${llm}, prompt: raw_history}]")
+    cfg = api.compose(tiny_overrides(tiny_model, train=6, test=4) + ["dry_run=true", generators])
+    explore = [r for r in api.run(cfg, tmp_path)["dry_run"] if r["stage"] == "explore"]
+    assert len(explore) == 2  # raw_history writes its profiles without a model: no request
+    own, palr = explore
+    assert own["requests"] == palr["requests"] == 6
+    assert palr["prompt_tokens"] != own["prompt_tokens"]  # PALR's instructions, not the run's prompt
 
 
 class HousePricing:

@@ -48,10 +48,15 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
     writers, test_writers = ([t for t in split if t.profile_task is None] for split in (train, test))
     profile_tokens = {t.task_id: tokens(prompt.messages(t, ctx.items)) for t in writers + test_writers}
     explored = 0
-    for _, llm_cfg, params in explore_generators(cfg):
-        add("explore", llm_cfg, len(writers), sum(profile_tokens[t.task_id] for t in writers),
-            len(writers) * params.n * params.max_new_tokens)
-        explored += params.n
+    for generator in explore_generators(cfg):
+        explored += generator.params.n  # every profile is judged, whoever wrote it
+        own = ctx.build("prompt", generator.prompt) if generator.prompt is not None else None
+        if own is not None and not getattr(own, "needs_llm", True):
+            continue  # raw_history writes its profiles itself: no request
+        explore_tokens = (sum(tokens(own.messages(t, ctx.items)) for t in writers) if own is not None
+                          else sum(profile_tokens[t.task_id] for t in writers))
+        add("explore", generator.llm, len(writers), explore_tokens,
+            len(writers) * generator.params.n * generator.params.max_new_tokens)
     if judge_llm is not None:
         judge = _judge_tokens(recommender, train, cfg.explore.max_new_tokens)
         add("evaluate", judge_llm, len(train) * explored, judge * explored,

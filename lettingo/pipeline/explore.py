@@ -2,12 +2,18 @@
 
 ``explore.generators`` lists the generators (the paper explores with several LLMs at once); when it
 is empty, the one generator is ``llm`` with the ``explore`` sampling settings, named ``base``.
+
+A generator may be given its own ``prompt`` (say ``palr``, which asks for preference keywords with
+their supporting items). It writes with that prompt, but its profiles are recorded as answers to the
+run's prompt, the one the aligned writer sees: pairs across generators then teach the aligned writer
+what the better-instructed writer does where the judge finds it helps (context distillation), as
+pairs from a stronger LLM do in the paper.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,11 +57,18 @@ def prompts_per_call(section, params: SamplingParams) -> int:
 SAMPLING_KEYS = ("num_profiles", "temperature", "top_p", "max_new_tokens")
 
 
-def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
-    """(name, llm config, sampling params) for each generator, checked before any work."""
+class Generator(NamedTuple):
+    name: str
+    llm: Any                   # an llm option node
+    params: SamplingParams
+    prompt: Any = None         # its own prompt option node; None: the run's prompt
+
+
+def explore_generators(cfg) -> list[Generator]:
+    """Each generator of ``explore.generators`` (or ``llm`` alone, as ``base``), checked before any work."""
     entries = cfg.explore.get("generators") or []
     if not entries:
-        return [("base", cfg.llm, sampling_params(cfg.explore, cfg.explore.num_profiles))]
+        return [Generator("base", cfg.llm, sampling_params(cfg.explore, cfg.explore.num_profiles))]
     generators, names = [], set()
     for index, entry in enumerate(entries):
         where = f"explore.generators[{index}]"
@@ -64,9 +77,15 @@ def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
                 f"{where} needs an `llm` node with a `name` (an llm option), e.g. "
                 "{llm: ${llm}, num_profiles: 4} or {llm: {name: litellm, model: gpt-4o-mini}, num_profiles: 6}"
             )
-        unknown = sorted(set(entry) - {"name", "llm", *SAMPLING_KEYS})
+        unknown = sorted(set(entry) - {"name", "llm", "prompt", *SAMPLING_KEYS})
         if unknown:
-            raise GeneratorConfigError(f"{where}: unknown key(s) {unknown}; known: name, llm, {', '.join(SAMPLING_KEYS)}")
+            raise GeneratorConfigError(
+                f"{where}: unknown key(s) {unknown}; known: name, llm, prompt, {', '.join(SAMPLING_KEYS)}")
+        prompt = entry.get("prompt")
+        if isinstance(prompt, str):
+            prompt = OmegaConf.create({"name": prompt})
+        elif prompt is not None and (not isinstance(prompt, DictConfig) or "name" not in prompt):
+            raise GeneratorConfigError(f"{where}: `prompt` is a prompt option's name (e.g. palr) or a node with a `name`")
         name = str(entry.get("name") or f"{entry.llm.name}:{entry.llm.get('model', index)}")
         if name in names or name == "aligned":
             raise GeneratorConfigError(f"{where}: the generator name {name!r} is taken; give each a distinct `name`")
@@ -74,20 +93,23 @@ def explore_generators(cfg) -> list[tuple[str, Any, SamplingParams]]:
         section = OmegaConf.merge(
             {k: cfg.explore[k] for k in SAMPLING_KEYS}, {k: entry[k] for k in SAMPLING_KEYS if k in entry}
         )
-        generators.append((name, entry.llm, sampling_params(section, section.num_profiles)))
+        generators.append(Generator(name, entry.llm, sampling_params(section, section.num_profiles), prompt))
     return generators
 
 
 def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: SamplingParams,
                    per_call: int, out: JsonlAppender, description: str, failures: FailureBudget,
-                   prompt_cfg=None, seed_name: str | None = None) -> int:
+                   prompt_cfg=None, seed_name: str | None = None, answers_cfg=None) -> int:
     """Profiles for every task not yet complete in ``out``; a task's samples are written together,
     and not at all when its request failed (a rerun asks again). ``prompt_cfg`` defaults to the
     run's prompt; a prompt with ``needs_llm = False`` (``raw_history``) writes its profile itself.
+    ``answers_cfg``: the prompt the profiles are recorded as answering (their ``prompt_messages``,
+    what pairs train on); default: the one that wrote them.
     Seeds come from (run seed, task, ``seed_name`` or the generator's name): generators given one
     ``seed_name`` draw the same random numbers for a user (common random numbers)."""
     prompt_cfg = prompt_cfg or ctx.cfg.prompt
     prompt = ctx.build("prompt", prompt_cfg)
+    answers = ctx.build("prompt", answers_cfg) if answers_cfg is not None else prompt
     style = prompt_cfg.name
 
     def complete(task):
@@ -96,7 +118,7 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
     todo = [t for t in tasks if not complete(t)]
     if not getattr(prompt, "needs_llm", True):  # no model: the same text for every sample
         out.append(Profile(t.task_id, generator, style, i, prompt.profile_text(t, ctx.items),
-                           prompt.messages(t, ctx.items), {}, "none").to_dict()
+                           answers.messages(t, ctx.items), {}, "none").to_dict()
                    for t in todo for i in range(params.n))
         return len(todo)
     model = model_label(llm.identity())
@@ -105,12 +127,13 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
             batch = todo[start:start + per_call]
             messages = [prompt.messages(t, ctx.items) for t in batch]
             seeds = [task_seed(ctx.cfg.seed, t.task_id, seed_name or generator) for t in batch]
-            for task, msgs, gens in zip(batch, messages, llm.generate(messages, params, seeds)):
+            for task, gens in zip(batch, llm.generate(messages, params, seeds)):
                 advance()
                 error = next((g.usage["error"] for g in gens if failed(g)), None)
                 if error is not None:
                     failures.record(f"task {task.task_id} ({generator})", error)
                     continue
+                msgs = answers.messages(task, ctx.items)
                 out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage, model).to_dict()
                            for i, g in enumerate(gens))
     return len(todo)
@@ -126,12 +149,12 @@ def run(ctx, store) -> dict:
     # engines later stages use again stay pooled; others are closed once their generator is done
     keep = {ctx.llm_key(c) for c in (ctx.cfg.llm, ctx.cfg.recommender.get("llm")) if c is not None}
     with JsonlAppender(store.path(shard.file("profiles.jsonl")), profile_key) as out:
-        for name, llm_cfg, params in generators:
+        for name, llm_cfg, params, prompt_cfg in generators:
             with ctx.ledger.labelled(name):
                 written[name] = write_profiles(
                     ctx, ctx.llm(llm_cfg), tasks, name, params, prompts_per_call(ctx.cfg.explore, params), out,
                     f"explore: {name} writing profiles" if len(generators) > 1 else "explore: writing profiles",
-                    failures,
+                    failures, prompt_cfg=prompt_cfg, answers_cfg=ctx.cfg.prompt if prompt_cfg is not None else None,
                 )
             if ctx.llm_key(llm_cfg) not in keep:
                 ctx.release_llm(llm_cfg)  # one extra model in memory at a time (GPU engines, big models)
