@@ -8,7 +8,8 @@ script measures it on **validation** users (never the test users): the base writ
 the target (each with its own candidates). It prints, for 10H (no profile) and raw_history, the mean
 NDCG@10 over all targets and on the last target alone (what a run with one target sees), and for
 each writer (``--writers``: sampling settings
-of the same model and prompt, compared on the same users; default: the ``explore`` settings):
+of the same model, each with the run's prompt or another prompt option, compared on the same users;
+default: the ``explore`` settings):
 
 - its mean over all targets, on the last target, and best-of-N on the last target;
 - ``within_user_sd``: how much a user's samples differ on one target (the spread DPO pairs come from);
@@ -30,6 +31,7 @@ profile window before every target).
         protocol.candidate_sampling=popularity protocol.recent_window=0 protocol.profile_window=10 \
         recommender.profile_weight=1.0
     .venv/bin/python benchmarks/pair_signal.py --users 64 --targets 20 --writers 1.0:1.0,0.6:0.9 -- ...
+    .venv/bin/python benchmarks/pair_signal.py --users 48 --targets 20 --writers 0.6:0.9:2,0.6:0.9:2@palr -- ...
 
 Generation goes through the LLM-call cache, so a rerun with the same settings only judges.
 Results: docs/experiments.md ("Is there a signal to learn?").
@@ -42,6 +44,7 @@ import json
 import sys
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from lettingo import api
 from lettingo.components import Context
@@ -55,17 +58,20 @@ from lettingo.types import Profile
 
 
 def writers_from(spec: str | None, cfg, samples: int) -> list[dict]:
-    """``T:P[:N]`` entries (temperature, top_p, samples), comma-separated; default: the explore settings."""
+    """``T:P[:N][@PROMPT]`` entries (temperature, top_p, samples, prompt option), comma-separated;
+    default: the explore settings and the run's prompt."""
     if not spec:
-        return [{"temperature": float(cfg.explore.temperature), "top_p": float(cfg.explore.top_p), "n": samples}]
+        return [{"temperature": float(cfg.explore.temperature), "top_p": float(cfg.explore.top_p), "n": samples,
+                 "prompt": str(cfg.prompt.name)}]
     writers = []
     for entry in spec.split(","):
+        entry, _, prompt = entry.partition("@")
         parts = entry.split(":")
         if len(parts) not in (2, 3):
-            sys.exit(f"--writers: {entry!r} is not TEMPERATURE:TOP_P[:SAMPLES]")
+            sys.exit(f"--writers: {entry!r} is not TEMPERATURE:TOP_P[:SAMPLES][@PROMPT]")
         temperature, top_p = float(parts[0]), float(parts[1])
         n = 1 if temperature <= 0 else int(parts[2]) if len(parts) == 3 else samples  # greedy: one sample
-        writers.append({"temperature": temperature, "top_p": top_p, "n": n})
+        writers.append({"temperature": temperature, "top_p": top_p, "n": n, "prompt": prompt or str(cfg.prompt.name)})
     return writers
 
 
@@ -104,8 +110,8 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=4, help="targets per user (>= 2)")
     parser.add_argument("--samples", type=int, default=4, help="profiles per user and writer")
     parser.add_argument("--writers", default=None,
-                        help="sampling settings to compare, TEMPERATURE:TOP_P[:SAMPLES] comma-separated "
-                             "(e.g. 1.0:1.0,0.6:0.9); default: explore.temperature / explore.top_p")
+                        help="writers to compare, TEMPERATURE:TOP_P[:SAMPLES][@PROMPT] comma-separated "
+                             "(e.g. 1.0:1.0,0.6:0.9,0.6:0.9@palr); default: explore.temperature / explore.top_p")
     parser.add_argument("overrides", nargs="*", help="config overrides, as for `lettingo run`")
     args = parser.parse_args()
     cfg = api.compose([*args.overrides, f"protocol.targets_per_user={args.targets}"])
@@ -121,7 +127,7 @@ def main() -> None:
                             for i in t.profile_window + t.recent_window} |
                            {c for group in groups for t in group for c in t.candidates})
 
-    prompt, llm = ctx.build("prompt", cfg.prompt), ctx.llm(cfg.llm)
+    llm = ctx.llm(cfg.llm)
     ranker = ctx.build("recommender", cfg.recommender)
     n, k = len(users), args.targets
 
@@ -138,13 +144,15 @@ def main() -> None:
     for writer in writers_from(args.writers, cfg, args.samples):
         params = SamplingParams(temperature=writer["temperature"], top_p=writer["top_p"],
                                 max_new_tokens=cfg.explore.max_new_tokens, n=writer["n"])
+        prompt = ctx.build("prompt", cfg.prompt if writer["prompt"] == cfg.prompt.name
+                           else OmegaConf.create({"name": writer["prompt"]}))
         texts = []
         for start in range(0, len(users), 32):  # the seeds explore gives the base writer: cache hits on reruns
             batch = users[start:start + 32]
             texts += [[g.text for g in gens] for gens in llm.generate(
                 [prompt.messages(u, ctx.items) for u in batch], params,
                 [task_seed(cfg.seed, u.task_id, "base") for u in batch])]
-            print(f"T={params.temperature} top_p={params.top_p}: profiles for {len(texts)}/{n} users", file=sys.stderr)
+            print(f"{writer['prompt']} T={params.temperature} top_p={params.top_p}: profiles for {len(texts)}/{n} users", file=sys.stderr)
         scores = np.stack([judged(lambda u, task: Profile(task.task_id, "base", "base", i, texts[u][i], []))
                            for i in range(params.n)], axis=1)
         results.append((writer, texts, scores))
