@@ -1,7 +1,7 @@
 """The LettinGo paper's published numbers (KDD 2025), as data, so tables can show them beside ours.
 
-Where they come from: the section "Facts from the paper" of the project's design notes
-(``DESIGN.md``). They are **second-hand**: the paper's text was read through reviews and notes, not
+Where they come from: ``docs/paper.md`` (the paper's setting and numbers as lettingo reads them).
+They are **second-hand**: the paper's text was read through reviews and notes, not
 copied from its tables, so treat them as reference points, not as targets to the decimal. What the
 notes say about the setting:
 
