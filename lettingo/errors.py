@@ -27,3 +27,8 @@ class ComponentConfigError(LettingoError, ValueError):
 
 class DiskFullError(LettingoError, OSError):
     """The disk filled up while a stage wrote; what was written before stays, and a rerun resumes."""
+
+
+class DatasetError(LettingoError, ValueError):
+    """Input data that cannot be used; the message names the file, the line when known, and the fix.
+    (Importable from ``lettingo.data`` too, where loaders find it.)"""

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lettingo.errors import LettingoError
-
-
-class DatasetError(LettingoError, ValueError):
-    """Input data that cannot be used; the message names the file, the line when known, and the fix."""
+from lettingo.data.prepared import DatasetBuilder, InteractionData, cached_dataset
+from lettingo.errors import DatasetError
 
 
 class FileDataset:
@@ -32,7 +29,5 @@ class FileDataset:
             raise DatasetError(when_null)
         return Path(str(path)).expanduser()
 
-
-from lettingo.data.prepared import DatasetBuilder, InteractionData, cached_dataset  # noqa: E402
 
 __all__ = ["DatasetError", "DatasetBuilder", "FileDataset", "InteractionData", "cached_dataset"]

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lettingo.data import DatasetError
+from lettingo.errors import DatasetError
 from lettingo.types import Item
 
 FORMAT_VERSION = 1  # bump when the Parquet layout or a built-in loader's parsing changes
