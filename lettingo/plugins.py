@@ -110,6 +110,17 @@ def components(kind: str) -> dict[str, tuple[Callable, str]]:
     return found
 
 
+def implementation(factory: Callable) -> str:
+    """``module:object`` of the code behind a registered factory: a class's ``from_config`` names
+    the class; a factory that imports its class lazily names it in an ``implementation`` attribute."""
+    named = getattr(factory, "implementation", None)
+    if isinstance(named, str):
+        return named
+    owner = getattr(factory, "__self__", None)  # a bound classmethod: the class is the component
+    target = owner if isinstance(owner, type) else factory
+    return f"{target.__module__}:{target.__qualname__}"
+
+
 def factory(kind: str, name: str) -> Callable:
     available = components(kind)
     if name not in available:
@@ -130,9 +141,11 @@ def describe() -> list[dict[str, Any]]:
     """Each plugin with its version, the hooks it implements and the names it registers."""
     ensure_loaded()
     registered: dict[str, dict[str, list[str]]] = {}
+    code: dict[str, dict[str, dict[str, str]]] = {}
     for kind in KINDS:
-        for name, (_, plugin_name) in components(kind).items():
+        for name, (made_by, plugin_name) in components(kind).items():
             registered.setdefault(plugin_name, {}).setdefault(kind, []).append(name)
+            code.setdefault(plugin_name, {}).setdefault(kind, {})[name] = implementation(made_by)
     dists = {
         ep.name: (ep.dist.name, ep.dist.version)
         for ep in importlib.metadata.entry_points(group="lettingo")
@@ -154,6 +167,7 @@ def describe() -> list[dict[str, Any]]:
                 "version": version,
                 "hooks": hooks,
                 "components": {k: sorted(v) for k, v in registered.get(plugin_name, {}).items()},
+                "implementations": code.get(plugin_name, {}),  # kind -> name -> module:object
             }
         )
     return rows

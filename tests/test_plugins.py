@@ -81,6 +81,28 @@ def test_entry_point_plugins_report_distribution_and_version(installed_plugins):
     assert rows["implicit"]["components"] == {"recommender": ["implicit_rerank"]}
 
 
+def test_every_component_names_the_code_that_implements_it(installed_plugins, capsys):
+    """From a config name to its code in one step: `lettingo plugins --components` prints, for each
+    option, the module:object that a newcomer opens; the object is what the factory builds."""
+    import importlib
+
+    rows = plugins.describe()
+    found = {(kind, name): where for row in rows for kind, names in row["implementations"].items()
+             for name, where in names.items()}
+    assert found[("recommender", "embedding_ranker")] == "lettingo.recommenders.embedding_ranker:EmbeddingRanker"
+    assert found[("aligner", "dpo")] == "lettingo_trl.dpo:DPOAligner"  # a lazy factory names its class
+    assert found[("llm", "transformers")] == "lettingo_transformers.backend:TransformersLLM"
+    for (kind, name), where in found.items():
+        module, _, qualname = where.partition(":")
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        assert isinstance(obj, type), f"{kind} {name}: {where} is not a class"
+    cli.main(["plugins", "--components"])
+    printed = capsys.readouterr().out
+    assert "lettingo.pair_selectors.margin:MarginPairs" in printed and "pair_selector" in printed
+
+
 def test_unknown_hook_name_fails_loudly():
     class Typo:
         @hookimpl

@@ -17,6 +17,9 @@ def build_implicit_rerank(cfg, ctx):
     return ImplicitReranker.from_config(cfg, ctx)
 
 
+build_implicit_rerank.implementation = "lettingo_implicit.recommender:ImplicitReranker"  # what `lettingo plugins --components` shows
+
+
 @hookimpl
 def lettingo_register_recommenders(register):
     register("implicit_rerank", build_implicit_rerank)

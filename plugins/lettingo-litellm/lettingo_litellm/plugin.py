@@ -17,6 +17,9 @@ def build_litellm_llm(cfg, ctx):
     return LiteLLMBackend.from_config(cfg)
 
 
+build_litellm_llm.implementation = "lettingo_litellm.backend:LiteLLMBackend"  # what `lettingo plugins --components` shows
+
+
 @hookimpl
 def lettingo_register_llms(register):
     register("litellm", build_litellm_llm)

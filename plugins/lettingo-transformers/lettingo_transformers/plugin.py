@@ -16,6 +16,9 @@ def build_transformers_llm(cfg, ctx):
     return TransformersLLM.from_config(cfg)
 
 
+build_transformers_llm.implementation = "lettingo_transformers.backend:TransformersLLM"  # what `lettingo plugins --components` shows
+
+
 @hookimpl
 def lettingo_register_llms(register):
     register("transformers", build_transformers_llm)

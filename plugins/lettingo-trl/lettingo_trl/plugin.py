@@ -26,6 +26,7 @@ def _factory(name: str):
     def build(cfg, ctx):
         return aligner_class(name)(cfg, ctx)
 
+    build.implementation = ":".join(ALIGNERS[name])  # what `lettingo plugins --components` shows
     return build
 
 

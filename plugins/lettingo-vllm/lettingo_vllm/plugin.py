@@ -16,6 +16,9 @@ def build_vllm_llm(cfg, ctx):
     return VLLMBackend.from_config(cfg)
 
 
+build_vllm_llm.implementation = "lettingo_vllm.backend:VLLMBackend"  # what `lettingo plugins --components` shows
+
+
 @hookimpl
 def lettingo_register_llms(register):
     register("vllm", build_vllm_llm)
