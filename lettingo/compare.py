@@ -31,7 +31,8 @@ from lettingo.metrics import HEADLINE, LOWER_IS_BETTER
 from lettingo.paper import describe, published
 from lettingo.reporting.naming import natural_key
 from lettingo.reporting.results import heldout_pair_accuracy, metric_names, read_json, result_rows
-from lettingo.store import STAGES, write_atomic
+from lettingo.pipeline.stages import STAGE_NAMES
+from lettingo.store import write_atomic
 
 PAPER_HEADER = "published in the paper (not ours)"
 FORMATS = ("md", "csv", "html")
@@ -117,13 +118,13 @@ def _stage_state(run: Path) -> str:
         where = f"holds: {', '.join(names[:8])}{' …' if len(names) > 8 else ''}" if names else "holds nothing else"
         return problem or f"no manifest.json: no stage started ({where})"
     stages = manifest.get("stages", {})
-    done = [s for s in STAGES if stages.get(s, {}).get("status") == "done"]
+    done = [s for s in STAGE_NAMES if stages.get(s, {}).get("status") == "done"]
     unfinished = [f"{key} {entry.get('status', '?')}" for key, entry in stages.items()
                   if entry.get("status") != "done"]
     text = f"stages done: {', '.join(done) or 'none'}"
     if unfinished:
         text += f"; {', '.join(unfinished)} (interrupted or failed)"
-    todo = [s for s in STAGES if s not in done]
+    todo = [s for s in STAGE_NAMES if s not in done]
     return text + (f"; not reached: {', '.join(todo)}" if todo and not unfinished else "")
 
 

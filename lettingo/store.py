@@ -14,21 +14,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from lettingo.errors import ConfigChangedError, RunLockedError
-
-# Stages in order; each stage's outputs are what a restart of that stage removes.
-STAGE_OUTPUTS = {
-    "prepare": ["tasks.jsonl", "items.jsonl", "data_summary.json", "splits.json"],
-    "explore": ["profiles.jsonl"],
-    "evaluate": ["judgements.jsonl"],
-    "pair": ["pairs.jsonl", "pairs_summary.json"],
-    "align": ["aligned"],
-    "test": ["test_profiles.jsonl", "test_judgements.jsonl"],
-    "report": ["results.json", "report.md", "report.html"],
-}
-STAGES = list(STAGE_OUTPUTS)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -171,8 +159,10 @@ class RunStore:
             return manifest
 
     # -- stage bookkeeping ------------------------------------------------------------------------
-    def check_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], restart: bool) -> None:
-        """Refuse (or, when asked, restart) a stage whose recorded inputs differ from these."""
+    def check_stage(self, stage: str, fingerprint: str, inputs: dict[str, Any], restart: bool,
+                    redo: Mapping[str, Iterable[str]]) -> None:
+        """Refuse (or, when asked, restart) a stage whose recorded inputs differ from these. A restart
+        clears ``redo``: ``{stage: its outputs}`` for this stage and every stage after it."""
         stages = self.manifest().get("stages", {})
         recorded = stages.get(stage)
         if recorded is None or recorded["fingerprint"] == fingerprint:
@@ -185,13 +175,15 @@ class RunStore:
                 f"(changed: {', '.join(changed) or 'upstream results'}). Use a new run directory, "
                 f"or pass resume=restart to redo '{stage}' and the stages after it."
             )
-        self.clear_from(stage.split("@")[0])  # a shard's entry is "<stage>@shard-i-of-n"
+        self.clear(redo)
 
-    def clear_from(self, stage: str) -> None:
+    def clear(self, outputs: Mapping[str, Iterable[str]]) -> None:
+        """Remove ``{stage: output names}``: the files and folders (shards' parts of JSONL files
+        included) and the stages' manifest entries (shards' entries included)."""
         import shutil
 
-        later = STAGES[STAGES.index(stage):]
-        for name in (n for s in later for n in STAGE_OUTPUTS[s]):
+        cleared = set(outputs)
+        for name in (n for names in outputs.values() for n in names):
             targets = [self.dir / name]
             if name.endswith(".jsonl"):  # and the shards' files of a per-user stage
                 targets += self.dir.glob(f"{name[: -len('.jsonl')]}.shard-*-of-*.jsonl")
@@ -204,7 +196,7 @@ class RunStore:
         def drop(manifest):
             stages = manifest.setdefault("stages", {})
             for key in list(stages):
-                if key.split("@")[0] in later:
+                if key.split("@")[0] in cleared:  # a shard's entry is "<stage>@shard-i-of-n"
                     del stages[key]
 
         self.modify_manifest(drop)

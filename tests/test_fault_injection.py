@@ -27,6 +27,7 @@ import pytest
 from lettingo import api, plugins
 from lettingo.errors import DiskFullError, RunLockedError
 from lettingo.ledger import Ledger
+from lettingo.pipeline.stages import clear_from
 from lettingo.store import JsonlAppender, RunStore, read_jsonl
 from lettingo.testing import comparable_rows, tiny_overrides
 
@@ -254,7 +255,7 @@ def test_a_kill_while_the_ledger_is_written_then_resume_completes(reference, tin
     plugins.load_entrypoints(only=["transformers", "trl"])
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)  # everything up to the trained adapter, from the reference
-    RunStore(run_dir).clear_from("test")
+    clear_from(RunStore(run_dir), "test")
     rows_before = len(read_ledger(run_dir))
     cfg = api.compose(overrides(tiny_model, tmp_path / "calls.sqlite"))
 
@@ -316,7 +317,7 @@ def test_a_full_disk_while_dpo_writes_a_checkpoint_then_resume_completes(referen
     plugins.load_entrypoints(only=["transformers", "trl"])
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)  # the reference's data, profiles, judgements and pairs
-    RunStore(run_dir).clear_from("align")
+    clear_from(RunStore(run_dir), "align")
     cfg = api.compose(overrides(tiny_model, tmp_path / "calls.sqlite"))
 
     def save_to_json(self, json_path):

@@ -104,6 +104,20 @@ def test_whole_pipeline_writes_every_artifact(finished_run):
     assert "## Profiles" in report and "| explore: base | 20 |" in report
 
 
+def test_the_stage_table_names_every_file_a_run_writes(finished_run):
+    """What a restart removes is what the table says a stage writes: every stage output exists after
+    a whole run, and every file the run wrote is a stage's (or the run's own bookkeeping)."""
+    from lettingo.pipeline.stages import STAGES
+
+    run_dir, *_ = finished_run
+    outputs = {name for stage in STAGES for name in stage.outputs}
+    assert all((run_dir / name).exists() for name in outputs)
+    bookkeeping = {"manifest.json", "ledger.jsonl"}
+    written = {p.name for p in run_dir.iterdir() if not p.name.startswith(".")}
+    assert written - bookkeeping == outputs
+    assert [s.name for s in STAGES if s.per_user] == ["explore", "evaluate", "test"]
+
+
 def test_lifecycle_hooks_see_every_stage(finished_run):
     *_, recorder = finished_run
     started = [e[1] for e in recorder.events if e[0] == "started"]

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from lettingo import api, plugins
 from lettingo.pipeline.shards import Shard, ShardError, merge_stage, shard_of
+from lettingo.pipeline.stages import stage
 from lettingo.store import RunStore, read_jsonl
 from lettingo.testing import comparable_rows, tiny_overrides
 
@@ -46,11 +47,11 @@ def test_merge_orders_rows_as_an_unsharded_run_and_waits_for_every_shard(tmp_pat
         (tmp_path / shard.file("profiles.jsonl")).write_text("".join(json.dumps(r) + "\n" for r in lines))
         store.mark_stage(shard.stage_key("explore"), "f", {}, "done" if index == 0 else "running")
     with pytest.raises(ShardError, match=r"shard\(s\) \[1\] are not done"):
-        merge_stage(store, "explore", tasks)
+        merge_stage(store, stage("explore"), tasks)
     store.mark_stage(Shard(1, 2).stage_key("explore"), "f", {}, "done")
-    assert merge_stage(store, "explore", tasks) == {"profiles.jsonl": 16}
+    assert merge_stage(store, stage("explore"), tasks) == {"profiles.jsonl": 16}
     assert read_jsonl(tmp_path / "profiles.jsonl") == rows  # generator by generator, task by task, sample
-    assert merge_stage(store, "evaluate", tasks) is None  # no shards: nothing to do
+    assert merge_stage(store, stage("evaluate"), tasks) is None  # no shards: nothing to do
 
 
 @pytest.fixture(scope="module")

