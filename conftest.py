@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-# Third-party plugins never leak into tests; a test that wants them calls load_entrypoints().
+# Test mode, set here and nowhere else: third-party plugins never leak into tests (nor into the
+# `lettingo` processes tests start); a test that wants them calls plugins.load_entrypoints().
 os.environ.setdefault("LETTINGO_LOAD_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

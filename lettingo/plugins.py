@@ -2,9 +2,10 @@
 
 Built-ins are the modules in ``DEFAULT_PLUGINS``. Third-party plugins come from the entry-point
 group ``lettingo``; ``LETTINGO_LOAD_PLUGINS=a,b`` limits which of them load (empty: none, which is
-what ``lettingo --no-plugins`` sets), and under pytest none load unless a test calls
-:func:`load_entrypoints` itself. Lookups call the registration hooks afresh, so a plugin registered
-at any time is visible at once.
+what ``lettingo --no-plugins`` sets; the test suite's conftest sets it too, so a test that wants
+plugins calls :func:`load_entrypoints` itself). Lookups call the registration hooks afresh, so a
+plugin registered at any time is visible at once. The component kinds are read from the hook names
+(``lettingo_register_<kind>s``), so a new kind is one new hookspec.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -20,15 +22,11 @@ import pluggy
 from lettingo import hookspecs
 from lettingo.errors import LettingoError
 
-KINDS = ("dataset", "llm", "prompt", "recommender", "pair_selector", "aligner")
-HOOK_FOR_KIND = {
-    "dataset": "lettingo_register_datasets",
-    "llm": "lettingo_register_llms",
-    "prompt": "lettingo_register_prompts",
-    "recommender": "lettingo_register_recommenders",
-    "pair_selector": "lettingo_register_pair_selectors",
-    "aligner": "lettingo_register_aligners",
-}
+REGISTER_PREFIX = "lettingo_register_"
+# kind -> its registration hook, in hookspecs.py's order: lettingo_register_pair_selectors -> pair_selector
+HOOK_FOR_KIND = {name[len(REGISTER_PREFIX):].removesuffix("s"): name
+                 for name in vars(hookspecs) if name.startswith(REGISTER_PREFIX)}
+KINDS = tuple(HOOK_FOR_KIND)
 
 DEFAULT_PLUGINS = (
     "lettingo.builtins.datasets",
@@ -81,9 +79,9 @@ def load_entrypoints(only: list[str] | None = None) -> None:
 
 
 def ensure_loaded() -> None:
-    """Built-ins always; entry points unless running under pytest (tests opt in explicitly)."""
+    """Built-ins always; entry points once (as ``LETTINGO_LOAD_PLUGINS`` allows)."""
     _load_builtins()
-    if not _entrypoints_loaded and "pytest" not in sys.modules:
+    if not _entrypoints_loaded:
         load_entrypoints()
     pm.check_pending()
 
@@ -171,6 +169,28 @@ def describe() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of lettingo, of every installed plugin distribution (entry-point group ``lettingo``),
+    and of the installed libraries they require: what a run records in its manifest."""
+    dists = ["lettingo"] + sorted({ep.dist.name for ep in importlib.metadata.entry_points(group="lettingo")
+                                   if ep.dist is not None} - {"lettingo"})
+    versions: dict[str, str] = {}
+    for dist in dists:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+            requires = importlib.metadata.requires(dist) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+            if name and name.group(0) not in versions:
+                try:
+                    versions[name.group(0)] = importlib.metadata.version(name.group(0))
+                except importlib.metadata.PackageNotFoundError:
+                    pass  # an optional extra that is not installed
+    return dict(sorted(versions.items()))
 
 
 def llm_price(llm_cfg: Any) -> tuple[float, float] | None:

@@ -103,6 +103,23 @@ def test_every_component_names_the_code_that_implements_it(installed_plugins, ca
     assert "lettingo.pair_selectors.margin:MarginPairs" in printed and "pair_selector" in printed
 
 
+def test_kinds_are_read_from_the_registration_hooks():
+    assert plugins.KINDS == ("dataset", "llm", "prompt", "recommender", "pair_selector", "aligner")
+    assert all(hasattr(plugins.hookspecs, hook) and hook == f"lettingo_register_{kind}s"
+               for kind, hook in plugins.HOOK_FOR_KIND.items())
+
+
+def test_recorded_versions_come_from_what_is_installed():
+    """lettingo, every installed plugin distribution, and the libraries they require: no list of names."""
+    import importlib.metadata
+
+    versions = plugins.installed_versions()
+    plugin_dists = {ep.dist.name for ep in importlib.metadata.entry_points(group="lettingo") if ep.dist}
+    assert {"lettingo-trl", "lettingo-transformers"} <= plugin_dists <= set(versions) and "lettingo" in versions
+    assert versions["trl"] == importlib.metadata.version("trl")  # required by lettingo-trl
+    assert versions["pluggy"] == importlib.metadata.version("pluggy")  # required by lettingo
+
+
 def test_unknown_hook_name_fails_loudly():
     class Typo:
         @hookimpl

