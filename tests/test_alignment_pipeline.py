@@ -64,6 +64,45 @@ def test_no_alignment_judges_the_base_profiles_only(tmp_path, tiny_model):
     assert "base profiles" in results["methods"] and "LettinGo (aligned)" not in results["methods"]
 
 
+class FrozenAligner:
+    """A third-party aligner that trains nothing, and says so (not by being named "none")."""
+
+    trains = False
+
+    def __init__(self, cfg, ctx):
+        pass
+
+    def train(self, pairs, base_model, output_dir, init_adapter=None):
+        from lettingo.types import AlignedModel
+
+        return AlignedModel(base=base_model, adapter_path=None, aligner="frozen", metrics={"pairs": len(pairs)})
+
+
+class FrozenPlugin:
+    @plugins.hookspecs.hookimpl
+    def lettingo_register_aligners(self, register):
+        register("frozen", FrozenAligner)
+
+
+def test_the_align_stage_asks_the_aligner_whether_it_trains(tmp_path, tiny_model):
+    from omegaconf import OmegaConf
+
+    from lettingo.components import Context
+    from lettingo.pipeline import align
+    from lettingo.store import RunStore
+    from lettingo.testing import plugin_registered
+
+    plugins.load_entrypoints(only=["transformers", "trl"])
+    cfg = api.compose(tiny_overrides(tiny_model) + ["align.rounds=2"])
+    cfg.aligner = OmegaConf.create({"name": "frozen"})
+    store = RunStore(tmp_path)
+    (tmp_path / "pairs.jsonl").write_text("")  # no pairs: fine for an aligner that trains nothing
+    with plugin_registered(FrozenPlugin(), "frozen"):
+        summary = align.run(Context(cfg, tmp_path, cache=None), store)
+    assert summary["aligner"] == "frozen" and "rounds" not in summary["metrics"]  # one round, nothing held out
+    assert "pair_check" not in summary["metrics"]
+
+
 def test_full_finetuning_writes_the_aligned_profiles_with_the_whole_model(tmp_path, tiny_model):
     run_dir, results = run(tmp_path, tiny_model, "aligner.lora=null")
     aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())

@@ -11,6 +11,7 @@ from lettingo.types import AlignedModel, PreferencePair
 
 class NoAlignment:
     name = "none"
+    trains = False  # the pipeline asks this, not the name: no held-out pairs, one round, no pairs needed
 
     def __init__(self, cfg: Any = None, ctx: Any = None):
         self.cfg, self.ctx = cfg, ctx

@@ -38,7 +38,8 @@ ROUNDS_FILE = "rounds.json"
 
 def run(ctx, store) -> dict:
     pairs = [PreferencePair.from_dict(r) for r in read_jsonl(store.path("pairs.jsonl"))]
-    no_training = ctx.cfg.aligner.name == "none"
+    aligner = ctx.build("aligner", ctx.cfg.aligner)
+    no_training = not getattr(aligner, "trains", True)  # the component says whether it trains
     if not pairs and not no_training:
         raise NoPairsError(
             f"{store.path('pairs.jsonl')} holds no preference pairs: every user's profiles were judged "
@@ -48,10 +49,10 @@ def run(ctx, store) -> dict:
     if rounds < 1:
         raise ValueError(f"align.rounds must be 1 or more, got {rounds}")
     if no_training and rounds > 1:
-        log.warning("align.rounds=%d with aligner=none: nothing trains, so one round is run", rounds)
+        log.warning("align.rounds=%d with aligner=%s: nothing trains, so one round is run", rounds,
+                    ctx.cfg.aligner.name)
         rounds = 1
     out = store.path("aligned")
-    aligner = ctx.build("aligner", ctx.cfg.aligner)
     base = resolve_model(ctx.cfg.llm.model)
     share = float(OmegaConf.select(ctx.cfg, "align.heldout_users", default=0.0) or 0.0)
     score_train = OmegaConf.select(ctx.cfg, "align.score_train_pairs", default=32)

@@ -64,6 +64,7 @@ class TRLAligner:
     """Trains the profile writer on preference pairs with one TRL trainer (a subclass's method)."""
 
     name = "trl"
+    trains = True
     method = "TRL"  # the method's name in the model card
     METHOD_DEFAULTS: dict[str, Any] = {}
 
