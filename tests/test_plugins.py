@@ -97,10 +97,36 @@ def test_every_component_names_the_code_that_implements_it(installed_plugins, ca
         obj = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-        assert isinstance(obj, type), f"{kind} {name}: {where} is not a class"
+        assert isinstance(obj, type), f"{kind} {name}: {where} is not a class"  # what the contract test checks
     cli.main(["plugins", "--components"])
     printed = capsys.readouterr().out
     assert "lettingo.pair_selectors.margin:MarginPairs" in printed and "pair_selector" in printed
+
+
+def implementation_class(factory):
+    import importlib
+
+    module, _, qualname = plugins.implementation(factory).partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_registered_component_satisfies_its_kinds_contract(installed_plugins):
+    """Built-in and plugin components alike: each class has what its kind's Protocol asks for."""
+    from lettingo import contracts
+
+    assert set(contracts.CONTRACTS) == set(plugins.KINDS)  # a new kind needs a contract
+    for kind in plugins.KINDS:
+        for name, (factory, _) in plugins.components(kind).items():
+            assert contracts.missing_members(implementation_class(factory), kind) == [], f"{kind} {name}"
+
+    class NoJudge:
+        task_type = "ranking"
+
+    assert contracts.missing_members(NoJudge, "recommender") == ["judge"]
+    assert contracts.required_members(contracts.Recommender) == ["judge", "task_type"]
 
 
 def test_kinds_are_read_from_the_registration_hooks():
