@@ -7,6 +7,7 @@
     lettingo plugins --components      each component's config group, option and implementing module
     lettingo models [prepare NAME]     packaged offline models; prepare converts one into the cache
     lettingo --no-plugins COMMAND ...  the same with built-ins only: no entry-point plugin loads
+    lettingo --version                 the installed version
 
 Heavy libraries are imported only by the subcommands that need them.
 """
@@ -212,11 +213,18 @@ def _models(action: str | None, name: str | None) -> None:
     print("Any Hugging Face model id or local directory also works as llm.model.")
 
 
+def _version() -> str:
+    from lettingo import __version__
+
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog="lettingo", description="LLM-written user profiles, aligned with what helps the recommender.",
         epilog="`lettingo run --help` shows Hydra's options; `lettingo run experiment=quickstart` runs the demo.")
+    parser.add_argument("--version", action="version", version=f"lettingo {_version()}")
     parser.add_argument(
         "--no-plugins", action="store_true",
         help="load no installed entry-point plugin, built-ins only (the same as LETTINGO_LOAD_PLUGINS=''); "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -83,6 +84,17 @@ def test_two_by_two_sweep_runs_end_to_end(tmp_path, tiny_model):
     configs = {(OmegaConf.load(j.parent / ".hydra" / "config.yaml").explore.temperature,
                 OmegaConf.load(j.parent / ".hydra" / "config.yaml").aligner.beta) for j in jobs}
     assert configs == {(0.7, 0.1), (0.7, 0.5), (1.0, 0.1), (1.0, 0.5)}
+
+
+def test_version_and_the_hydra_job_name(tmp_path):
+    import lettingo
+
+    assert _cli(["--version"], tmp_path).stdout.strip() == f"lettingo {lettingo.__version__}"
+    assert lettingo.__version__ == importlib.metadata.version("lettingo")
+    # the job is lettingo, not the module's name: its log is lettingo.log
+    result = _cli(["run", f"dataset.path={tmp_path}/no-such-dir", "hydra.run.dir=out"], tmp_path)
+    assert (tmp_path / "out" / "lettingo.log").exists() and not (tmp_path / "out" / "cli.log").exists()
+    assert OmegaConf.load(tmp_path / "out" / ".hydra" / "hydra.yaml").hydra.job.name == "lettingo"
 
 
 def test_missing_dataset_file_is_one_clear_message(tmp_path):
