@@ -10,6 +10,7 @@ example, and which TRL trainer with which config trains on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,21 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "num_processes": 1,
     "accelerate_config": None,
+    "report_to": "none",  # TRL/transformers loggers: none, tensorboard, trackio, wandb, mlflow, ... or a list
+    "training_args": {},  # any other field of the method's TRL config class (DPOConfig, SFTConfig, ...)
+}
+
+# TRL config fields lettingo sets from its own keys (or must own, for resume): not for training_args
+MANAGED_FIELDS: dict[str, str] = {
+    "output_dir": "the run directory (aligned/checkpoints)", "learning_rate": "aligner.learning_rate",
+    "num_train_epochs": "aligner.epochs", "max_steps": "aligner.max_steps",
+    "per_device_train_batch_size": "aligner.batch_size",
+    "gradient_accumulation_steps": "aligner.gradient_accumulation_steps",
+    "gradient_checkpointing": "aligner.gradient_checkpointing", "max_length": "aligner.max_length",
+    "logging_steps": "aligner.logging_steps", "save_steps": "aligner.save_steps",
+    "save_strategy": "resume (lettingo checkpoints by steps)", "save_total_limit": "resume (one checkpoint kept)",
+    "seed": "aligner.seed", "data_seed": "aligner.seed", "report_to": "aligner.report_to",
+    "use_cpu": "the device (CPU when no GPU answers)", "bf16": "aligner.dtype", "fp16": "aligner.dtype",
 }
 
 NO_PAIRS_MESSAGE = (
@@ -67,6 +83,8 @@ class TRLAligner:
     trains = True
     method = "TRL"  # the method's name in the model card
     METHOD_DEFAULTS: dict[str, Any] = {}
+    config_class = "trl:TrainingArguments"  # module:class of the method's TRL config (training_args' fields)
+    method_fields: dict[str, str] = {}  # TRL fields the method sets itself -> the lettingo key that sets them
 
     def __init__(self, cfg: DictConfig | dict | None = None, ctx: Any = None, callbacks: list | None = None):
         """``callbacks``: extra ``transformers.TrainerCallback`` objects (progress bars, loggers)."""
@@ -77,6 +95,28 @@ class TRLAligner:
         self.cfg = OmegaConf.merge(defaults, cfg)
         self.ctx = ctx
         self.callbacks = list(callbacks or [])
+        self._check_training_args()
+
+    def _check_training_args(self) -> None:
+        """Refuse, before any work, a ``training_args`` key that is no field of the method's TRL
+        config, or one lettingo sets from its own keys (naming the key to use instead)."""
+        extra = _training_args(self.cfg)
+        if not extra:
+            return
+        import dataclasses
+        import importlib
+
+        module, _, cls_name = self.config_class.partition(":")
+        config_cls = getattr(importlib.import_module(module), cls_name)
+        where = f"aligner.training_args (option file lettingo_trl/conf/aligner/{self.name}.yaml)"
+        unknown = sorted(set(extra) - {f.name for f in dataclasses.fields(config_cls)})
+        if unknown:
+            raise AlignerInputError(f"{where}: {unknown} are not fields of {cls_name}; see TRL's {cls_name} "
+                                    "documentation for the fields it takes")
+        managed = {**MANAGED_FIELDS, **self.method_fields}
+        taken = sorted(k for k in extra if k in managed)
+        if taken:
+            raise AlignerInputError(f"{where}: " + "; ".join(f"{k} is set by {managed[k]}" for k in taken))
 
     # -- what a method defines ------------------------------------------------------------------
 
@@ -255,12 +295,17 @@ class TRLAligner:
             save_total_limit=1,
             seed=cfg.seed,
             data_seed=cfg.seed,
-            report_to=[],
+            report_to=_report_to(cfg.report_to),
             use_cpu=on_cpu,
             bf16=cfg.dtype == "bfloat16" and not on_cpu,
             fp16=cfg.dtype == "float16" and not on_cpu,
+            **_training_args(cfg),  # checked when the aligner was built
         )
-        return self.make_trainer(model, tokenizer, dataset, args, peft_config), tokenizer
+        # transformers reads TensorBoard's folder from the environment when the trainer is made; by
+        # default it lies in checkpoints/, which is removed once training is done: keep it beside them
+        logs = {"TENSORBOARD_LOGGING_DIR": str(checkpoints.parent / "tensorboard")}
+        with _environ(logs if "tensorboard" in args["report_to"] and "TENSORBOARD_LOGGING_DIR" not in os.environ else {}):
+            return self.make_trainer(model, tokenizer, dataset, args, peft_config), tokenizer
 
     def _check_kept(self, dataset, n_pairs: int) -> dict[str, int]:
         """Pairs kept: TRL drops those whose prompt alone fills max_length."""
@@ -450,3 +495,30 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def _report_to(value: Any) -> list[str]:
+    """``none`` (or null, or an empty list): no logger; a name or a list of names otherwise."""
+    if value is None or value == "none":
+        return []
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _training_args(cfg: DictConfig) -> dict[str, Any]:
+    node = cfg.get("training_args")
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    """Environment variables set for the block only."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -24,6 +24,10 @@ class DPOAligner(TRLAligner):
     name = "dpo"
     method = "DPO"
     METHOD_DEFAULTS = {"beta": 0.1, "loss_type": "sigmoid", "loss_weights": None, "precompute_ref_log_probs": False}
+    config_class = "trl:DPOConfig"
+    method_fields = {"beta": "aligner.beta", "loss_type": "aligner.loss_type", "loss_weights": "aligner.loss_weights",
+                     "precompute_ref_log_probs": "aligner.precompute_ref_log_probs",
+                     "truncation_mode": "lettingo (keep_start: a profile loses its end, never its prompt)"}
 
     def make_trainer(self, model, tokenizer, dataset, args: dict[str, Any], peft_config):
         from trl import DPOConfig, DPOTrainer

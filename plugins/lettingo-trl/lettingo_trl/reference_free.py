@@ -17,6 +17,8 @@ class ORPOAligner(TRLAligner):
     name = "orpo"
     method = "ORPO"
     METHOD_DEFAULTS = {"beta": 0.1}  # ORPO's lambda: weight of the odds-ratio term
+    config_class = "trl.experimental.orpo:ORPOConfig"
+    method_fields = {"beta": "aligner.beta"}
 
     def make_trainer(self, model, tokenizer, dataset, args: dict[str, Any], peft_config):
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
@@ -32,6 +34,9 @@ class SimPOAligner(TRLAligner):
     name = "simpo"
     method = "SimPO"
     METHOD_DEFAULTS = {"beta": 2.0, "simpo_gamma": 0.5, "cpo_alpha": 0.0}
+    config_class = "trl.experimental.cpo:CPOConfig"
+    method_fields = {"beta": "aligner.beta", "simpo_gamma": "aligner.simpo_gamma", "cpo_alpha": "aligner.cpo_alpha",
+                     "loss_type": "lettingo (simpo)"}
 
     def make_trainer(self, model, tokenizer, dataset, args: dict[str, Any], peft_config):
         from trl.experimental.cpo import CPOConfig, CPOTrainer

@@ -16,6 +16,8 @@ from lettingo_trl.aligner import TRLAligner, _as_text, conversational_prompt
 class SFTAligner(TRLAligner):
     name = "sft"
     method = "SFT"
+    config_class = "trl:SFTConfig"
+    method_fields = {"completion_only_loss": "lettingo (the loss is on the profile only)"}
 
     def examples(self, pairs: list[PreferencePair], special: set[str]) -> list[dict[str, Any]]:
         rows, seen = [], set()

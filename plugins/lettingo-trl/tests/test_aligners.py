@@ -107,3 +107,28 @@ def test_dpo_loss_variants_and_weighted_mixtures_reach_trl(tiny_model, tmp_path)
     trainer, _ = build("dpo", loss_type=["sigmoid", "bco_pair"], loss_weights=[0.8, 0.2])._trainer(
         make_pairs(2), tiny_model, tmp_path / "mix")
     assert trainer.args.loss_type == ["sigmoid", "bco_pair"] and trainer.args.loss_weights == [0.8, 0.2]
+
+
+def test_training_args_and_report_to_reach_trl(tiny_model, tmp_path):
+    aligner = build("dpo", epochs=1, report_to="tensorboard",
+                    training_args={"warmup_steps": 1, "lr_scheduler_type": "constant"})
+    trainer, _ = aligner._trainer(make_pairs(2), tiny_model, tmp_path / "args" / "checkpoints")
+    assert trainer.args.warmup_steps == 1 and trainer.args.lr_scheduler_type == "constant"
+    assert trainer.args.report_to == ["tensorboard"]
+    aligner.train(make_pairs(2), tiny_model, tmp_path / "run")
+    # TensorBoard's event files outlive the checkpoints (removed once training is done)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    sft, _ = build("sft", training_args={"packing": False})._trainer(make_pairs(2), tiny_model, tmp_path / "sft")
+    assert sft.args.packing is False and sft.args.report_to == []  # report_to: none by default
+
+
+@pytest.mark.parametrize("name, extra, message", [
+    ("dpo", {"warmup_ratioo": 0.1}, r"dpo\.yaml\): \['warmup_ratioo'\] are not fields of DPOConfig"),
+    ("dpo", {"learning_rate": 1e-3}, r"learning_rate is set by aligner\.learning_rate"),
+    ("dpo", {"beta": 0.5}, r"beta is set by aligner\.beta"),
+    ("sft", {"rpo_alpha": 0.1}, r"\['rpo_alpha'\] are not fields of SFTConfig"),  # a DPO-only field
+])
+def test_an_unknown_or_managed_training_arg_is_refused_by_name(name, extra, message):
+    with pytest.raises(AlignerInputError, match=message):
+        build(name, training_args=extra)
