@@ -55,7 +55,7 @@ def test_every_option_composes_and_names_its_component(group, installed_plugins)
 
 EXPERIMENT_RECOMMENDERS = {"quickstart": "embedding_ranker", "paper_sentiment": "llm_sentiment",
                            "paper_table2": "llm_sentiment", "paper_ablation": "llm_sentiment",
-                           "rating": "llm_rating", "llmrank": "llm_ranker"}
+                           "rating": "llm_rating", "llmrank": "llm_ranker", "evidence": "embedding_ranker"}
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENT_RECOMMENDERS))
