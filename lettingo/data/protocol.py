@@ -53,6 +53,7 @@ import pandas as pd
 
 from lettingo.data import DatasetError, InteractionData
 from lettingo.errors import LettingoError
+from lettingo.labels import label_for, thresholds
 from lettingo.types import SENTIMENT_LABELS, Interaction, UserTask
 
 DEFAULTS = {
@@ -74,14 +75,6 @@ CANDIDATE_SAMPLING = ("uniform", "popularity")
 
 class LeakageError(LettingoError, ValueError):
     """A task whose prompt or windows could reveal its target."""
-
-
-def label_for(rating: float, like_min: float, dislike_max: float) -> str:
-    if rating >= like_min:
-        return "like"
-    if rating <= dislike_max:
-        return "dislike"
-    return "neutral"
 
 
 def derive_seed(seed: int, user_id: str) -> int:
@@ -128,7 +121,7 @@ def build_tasks(data: InteractionData, protocol_cfg, dataset_cfg) -> tuple[list[
     train_windows = settings["train_profile_windows"] or [n_profile]
     n_candidates, seed = int(settings["num_candidates"]), int(settings["seed"])
     n_targets = int(settings["targets_per_user"])
-    like_min, dislike_max = float(dataset_cfg.get("like_min", 4)), float(dataset_cfg.get("dislike_max", 2))
+    like_min, dislike_max = thresholds(dataset_cfg)
     needed = max([n_profile, *train_windows]) + n_recent + n_targets
     min_interactions = int(settings["min_interactions"] or needed)
     _check_settings(settings, n_profile, n_recent, train_windows, n_candidates, like_min, dislike_max,

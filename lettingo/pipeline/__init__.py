@@ -26,6 +26,7 @@ from lettingo.pipeline.shards import Shard, merge_stage
 from lettingo.pipeline.stages import STAGES, Stage, from_stage, stage
 from lettingo.store import RunStore
 
+
 def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]:
     resolved = scrub_urls(OmegaConf.to_container(cfg, resolve=True))  # recorded in the manifest
     out, upstream = {}, ""

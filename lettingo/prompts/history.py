@@ -10,10 +10,8 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
 
+from lettingo.labels import label_for, thresholds
 from lettingo.types import Interaction, Item
-
-DEFAULT_LIKE_MIN = 4.0
-DEFAULT_DISLIKE_MAX = 2.0
 
 
 class MissingItemError(KeyError):
@@ -22,19 +20,12 @@ class MissingItemError(KeyError):
 
 
 def sentiment_thresholds(cfg: Any) -> tuple[float, float]:
-    """``(like_min, dislike_max)`` from the run config's ``dataset`` node, defaults 4 / 2."""
-    like_min = OmegaConf.select(cfg, "dataset.like_min", default=None) if cfg is not None else None
-    dislike_max = OmegaConf.select(cfg, "dataset.dislike_max", default=None) if cfg is not None else None
-    return (
-        float(DEFAULT_LIKE_MIN if like_min is None else like_min),
-        float(DEFAULT_DISLIKE_MAX if dislike_max is None else dislike_max),
-    )
+    """``(like_min, dislike_max)`` from the run config's ``dataset`` node (``lettingo.labels``)."""
+    return thresholds(OmegaConf.select(cfg, "dataset", default=None) if cfg is not None else None)
 
 
 def sentiment_word(rating: float, like_min: float, dislike_max: float) -> str:
-    """The rule that labels targets (``lettingo.data.protocol.label_for``), so history and label agree."""
-    from lettingo.data.protocol import label_for  # pandas-backed module: loaded on first use only
-
+    """The rule that labels targets (``lettingo.labels``), so history and label agree."""
     return label_for(rating, like_min, dislike_max)
 
 
