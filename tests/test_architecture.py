@@ -1,8 +1,9 @@
 """The shape of the code: no import circle among lettingo's modules, and no module too long to read.
 
 Module-level imports only (an import inside a function, or under ``if TYPE_CHECKING:``, runs late
-and cannot make a circle at import time). A submodule's implicit import of its parent package does
-not count; ``from lettingo.pipeline import align`` counts as an import of ``lettingo.pipeline.align``.
+and cannot make a circle at import time). ``from lettingo.pipeline import align`` counts as an import
+of ``lettingo.pipeline.align``; importing a submodule from outside its package also runs the
+package's ``__init__`` first, so it counts as an import of the package too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.add(full if full in modules else base)
+    for target in list(found):  # the packages above an imported submodule run first (outside them)
+        parts = target.split(".")
+        for depth in range(2, len(parts)):
+            parent = ".".join(parts[:depth])
+            if not (name == parent or name.startswith(parent + ".")):
+                found.add(parent)
     return (found & set(modules)) - {name}
 
 
@@ -88,3 +95,27 @@ def test_no_module_runs_past_500_lines():
     long = {name: n for name, path in module_files().items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}, f"split these modules: {long}"
+
+
+def test_every_module_imports_first():
+    """Each module imported first, in a fresh interpreter state: an import circle the checker above
+    missed would fail here with "partially initialized module"."""
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m == 'lettingo' or m.startswith('lettingo.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n"
+        "        failed.append(f'{name}: {exc}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    names = sorted(n for n in module_files() if not n.startswith("lettingo.reporting.templates"))
+    out = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""

@@ -9,13 +9,13 @@ import pytest
 from omegaconf import OmegaConf
 from lettingo import api, plugins
 from lettingo.cache import CachedLLM, CallCache
+from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
 from lettingo.ledger import Ledger, read_ledger, summarize
-from lettingo.components import Context
 from lettingo.llm import Generation, SamplingParams
 from lettingo.pipeline.explore import GeneratorConfigError, explore_generators, sampling_params, task_seed
 from lettingo.pipeline.failures import FailureBudget, TooManyFailuresError
-from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.run_data import load_items, load_tasks
 from lettingo.store import RunStore, read_jsonl
 from lettingo.targets import primary_tasks
 from lettingo.testing import tiny_overrides

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 
 from lettingo import api
 from lettingo.components import Context
-from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.prompts import baselines, lettingo as lettingo_prompt
+from lettingo.run_data import load_items, load_tasks
 from lettingo.store import RunStore, read_jsonl
 from lettingo.types import Profile
 

@@ -20,10 +20,10 @@ from lettingo import ledger, plugins
 from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.errors import DiskFullError
-from lettingo.secrets import scrub_urls
-from lettingo.pipeline.prepare import load_tasks
 from lettingo.pipeline.shards import Shard, merge_stage
 from lettingo.pipeline.stages import STAGES, Stage, from_stage, stage
+from lettingo.run_data import load_tasks
+from lettingo.secrets import scrub_urls
 from lettingo.store import RunStore
 
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from lettingo import plugins
 from lettingo.pipeline.explore import explore_generators, sampling_params
-from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
+from lettingo.run_data import evaluated_split, load_items, load_tasks
 from lettingo.types import UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model

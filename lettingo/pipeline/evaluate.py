@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from lettingo.pipeline.failures import FailureBudget
-from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.reporting.naming import profile_method
+from lettingo.run_data import load_items, load_tasks
 from lettingo.store import JsonlAppender, read_jsonl
 from lettingo.targets import on_task, targets_of
 from lettingo.types import Judgement, Profile, UserTask

@@ -21,9 +21,9 @@ from lettingo.errors import LettingoError
 from lettingo.ledger import model_label
 from lettingo.llm import SamplingParams, failed
 from lettingo.pipeline.failures import FailureBudget
-from lettingo.pipeline.prepare import load_items, load_tasks
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
+from lettingo.run_data import load_items, load_tasks
 from lettingo.store import JsonlAppender
 from lettingo.targets import primary_tasks
 from lettingo.types import Profile, UserTask

@@ -6,7 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
-from lettingo.pipeline.prepare import load_tasks
+from lettingo.run_data import load_tasks
 from lettingo.store import read_jsonl, write_atomic, write_json
 from lettingo.targets import mean_over_targets, primary_tasks
 from lettingo.types import Judgement, PreferencePair, Profile

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-from omegaconf import OmegaConf
-
 from lettingo.data.protocol import SPLITS, build_tasks
-from lettingo.store import read_jsonl, write_atomic, write_json
-from lettingo.types import Item, UserTask
+from lettingo.run_data import load_items, load_tasks
+from lettingo.store import write_atomic, write_json
 
 
 def run(ctx, store) -> dict:
@@ -36,23 +34,3 @@ def run(ctx, store) -> dict:
     if not counts["validation_tasks"]:
         del counts["validation_tasks"]
     return counts
-
-
-def evaluated_split(cfg) -> str:
-    """The held-out users the test stage evaluates: ``test`` (default) or ``validation`` (to tune on
-    while the test users stay untouched)."""
-    split = str(OmegaConf.select(cfg, "test.split", default="test") or "test")
-    if split not in ("test", "validation"):
-        raise ValueError(f"test.split must be test or validation, got {split!r}")
-    return split
-
-
-def load_tasks(store, split: str | None = None) -> dict[str, UserTask]:
-    tasks = (UserTask.from_dict(row) for row in read_jsonl(store.path("tasks.jsonl")))
-    return {t.task_id: t for t in tasks if split is None or t.split == split}
-
-
-def load_items(ctx, store) -> dict[str, Item]:
-    if not ctx.items:
-        ctx.items = {row["item_id"]: Item.from_dict(row) for row in read_jsonl(store.path("items.jsonl"))}
-    return ctx.items

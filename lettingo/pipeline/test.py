@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 
 from lettingo.pipeline.align import aligned_generator, load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
-from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
-from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
+from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.shards import Shard
+from lettingo.run_data import evaluated_split, load_items, load_tasks
 from lettingo.store import JsonlAppender
 from lettingo.targets import primary_tasks
 from lettingo.types import Profile

@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 
 from lettingo import ledger, metrics
 from lettingo import profile_stats as stats
-from lettingo.pipeline.prepare import evaluated_split, load_items, load_tasks
 from lettingo.reporting.naming import (baseline_name, method_name, method_of, natural_key, oracle_name,
                                        profile_method)
 from lettingo.reporting.results import ResultRow, best_values, better, finite, read_json, result_rows
+from lettingo.run_data import evaluated_split, load_items, load_tasks
 from lettingo.store import read_jsonl
 from lettingo.targets import earliest_target_tasks, targets_of
 from lettingo.types import Item, Judgement, Profile, UserTask
