@@ -156,14 +156,20 @@ def _compare(directory: str, out: str | None, fmt: str) -> None:
     print("wrote: " + ", ".join(str(path) for path in written))
 
 
-def _export(source: str, out: str, dtype: str, force: bool) -> None:
-    from lettingo.export import export
+def _export(source: str, out: str, dtype: str, force: bool, repo_id: str | None = None,
+            private: bool = False) -> None:
+    from lettingo.export import export, push_to_hub
 
     try:
         written = export(source, out, dtype=dtype, force=force)
     except (*USAGE_ERRORS, OSError) as exc:
         _fail(exc)
     print(f"wrote a whole model to {written} (load it with AutoModelForCausalLM.from_pretrained or `vllm serve`)")
+    if repo_id:
+        try:
+            print(f"pushed to {push_to_hub(written, repo_id, private)}")
+        except USAGE_ERRORS as exc:
+            _fail(exc)
 
 
 def _plugins(as_json: bool, by_component: bool = False) -> None:
@@ -245,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     export_cmd.add_argument("out", help="the new model directory")
     export_cmd.add_argument("--dtype", default="auto", help="weights' dtype: auto, float32, bfloat16, float16")
     export_cmd.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    export_cmd.add_argument("--push-to-hub", metavar="REPO_ID", dest="push_to_hub",
+                            help="then upload OUT to this Hugging Face Hub model repo (token: HF_TOKEN or `hf auth login`)")
+    export_cmd.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     plugins_cmd = sub.add_parser("plugins", help="list installed plugins, their hooks and components")
     plugins_cmd.add_argument("--json", action="store_true")
     plugins_cmd.add_argument("--components", action="store_true",
@@ -269,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "compare":
         _compare(args.dir, args.out, args.format)
     elif args.command == "export":
-        _export(args.source, args.out, args.dtype, args.force)
+        _export(args.source, args.out, args.dtype, args.force, args.push_to_hub, args.private)
     elif args.command == "plugins":
         _plugins(args.json, args.components)
     elif args.command == "models":

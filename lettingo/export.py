@@ -58,6 +58,25 @@ def export(source: str | Path, out_dir: str | Path, dtype: str = "auto", force: 
     return out_dir
 
 
+def push_to_hub(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
+    """Upload an exported model directory to the Hugging Face Hub (``huggingface_hub``; the token
+    comes from ``HF_TOKEN`` or ``hf auth login``, never from lettingo's config). Returns the repo's URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
+                          commit_message="lettingo export")
+    except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
+        raise ExportError(
+            f"could not push {model_dir} to the Hub repo {repo_id!r}: {type(exc).__name__}: {exc}. The exported "
+            f"model stays in {model_dir}; push it later with `hf upload {repo_id} {model_dir}` (log in with "
+            "`hf auth login` or set HF_TOKEN; HF_HUB_OFFLINE=1 forbids any upload)") from None
+    return str(url)
+
+
 def _merge(aligned: AlignedModel, out_dir: Path, dtype: str) -> None:
     try:
         import torch
@@ -75,7 +94,16 @@ def _merge(aligned: AlignedModel, out_dir: Path, dtype: str) -> None:
     merged = PeftModel.from_pretrained(model, aligned.adapter_path).merge_and_unload()
     merged.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(aligned.adapter_path).save_pretrained(out_dir)
-    card = Path(aligned.adapter_path) / "README.md"
     note = (f"\n\n## Export\n\nThe adapter `{aligned.adapter_path}` merged into `{aligned.base}` by "
             "`lettingo export`: a whole model, loadable without PEFT.\n")
-    (out_dir / "README.md").write_text((card.read_text() if card.exists() else "# lettingo profile writer") + note)
+    _merged_card(Path(aligned.adapter_path) / "README.md", note).save(out_dir / "README.md")
+
+
+def _merged_card(adapter_card: Path, note: str):
+    """The adapter's model card for the merged model: the same base model, now a transformers model."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(adapter_card) if adapter_card.exists() else ModelCard("---\n---\n# lettingo profile writer")
+    card.data.library_name = "transformers"
+    card.text = card.text.rstrip() + note
+    return card

