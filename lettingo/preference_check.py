@@ -63,8 +63,49 @@ def summarize_scores(rows: list[dict[str, Any]], n_resamples: int = 1000, seed: 
             "likelihood_preference_after": ci(prefers("policy"))}
 
 
-def verdict(train: dict[str, Any], heldout: dict[str, Any]) -> str:
-    """One sentence a reader can act on, from the two summaries' intervals."""
+def between_writers(rows: list[dict[str, Any]], writer_of: dict[str, str]) -> list[dict[str, Any]]:
+    """For pairs whose two profiles come from different writers (``explore.generators``): per pair of
+    writers, how often the trained policy prefers each writer's profile (positive implicit reward
+    for it), and how often the judge chose it. A policy that learned "this writer's style helps"
+    prefers that writer's profile whichever won, so its reward accuracy on these pairs is the share
+    the judge gave that writer: near 0.5 when users' labels split between the writers."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        chosen, rejected = writer_of.get(row["chosen_id"]), writer_of.get(row["rejected_id"])
+        if chosen is None or rejected is None or chosen == rejected:
+            continue
+        pair = tuple(sorted((chosen, rejected)))
+        entry = groups.setdefault(pair, {"writers": list(pair), "pairs": 0,
+                                         "policy_prefers": dict.fromkeys(pair, 0), "judge_chose": dict.fromkeys(pair, 0)})
+        entry["pairs"] += 1
+        entry["judge_chose"][chosen] += 1
+        if row["reward"] != 0:
+            entry["policy_prefers"][chosen if row["reward"] > 0 else rejected] += 1
+    return [groups[k] for k in sorted(groups)]
+
+
+def writers_text(entry: dict[str, Any]) -> str:
+    """One sentence on a pair of writers' held-out pairs (see :func:`between_writers`)."""
+    n = entry["pairs"]
+    favoured = max(entry["writers"], key=lambda w: entry["policy_prefers"][w])
+    return (f"Between the {' and '.join(entry['writers'])} writers ({n} held-out pairs): the trained policy "
+            f"prefers {favoured}'s profile in {entry['policy_prefers'][favoured]} of {n}; the judge chose "
+            f"{favoured}'s in {entry['judge_chose'][favoured]} of {n}.")
+
+
+def writer_preference(entries: list[dict[str, Any]], min_pairs: int = 10, min_share: float = 0.8):
+    """``(writer, entry)`` when the trained policy prefers one writer's profiles in at least
+    ``min_share`` of at least ``min_pairs`` held-out pairs between writers; else None."""
+    for entry in entries:
+        favoured = max(entry["writers"], key=lambda w: entry["policy_prefers"][w])
+        if entry["pairs"] >= min_pairs and entry["policy_prefers"][favoured] >= min_share * entry["pairs"]:
+            return favoured, entry
+    return None
+
+
+def verdict(train: dict[str, Any], heldout: dict[str, Any], writers: list[dict[str, Any]] | None = None) -> str:
+    """One sentence a reader can act on, from the two summaries' intervals (and, with several
+    explore generators, from how the policy ranks the writers: :func:`between_writers`)."""
     def accuracy(summary):
         row = summary.get("reward_accuracy")
         return (row["value"], row["ci"]) if row else (math.nan, [math.nan, math.nan])
@@ -78,6 +119,14 @@ def verdict(train: dict[str, Any], heldout: dict[str, Any]) -> str:
                 "learned preference carries over to other users.")
     moved = bool(train.get("pairs")) and accuracy(train)[1][0] > 0.5
     generalised = accuracy(heldout)[1][0] > 0.5
+    style = writer_preference(writers or [])
+    if style and not generalised:
+        favoured, entry = style
+        return (f"The policy learned to prefer the {favoured} writer's profiles: it prefers them in "
+                f"{entry['policy_prefers'][favoured]} of {entry['pairs']} held-out pairs between writers, whichever "
+                f"won (the judge chose them in {entry['judge_chose'][favoured]}). Per-pair reward accuracy on "
+                f"held-out pairs is {text(heldout)}, because users' labels split between the writers. Whether "
+                "that style helps shows on the test users (LettinGo (aligned) against base profiles).")
     if generalised:
         return (f"The learned preference holds on held-out users' pairs: reward accuracy {text(heldout)}, "
                 "above chance (0.5).")

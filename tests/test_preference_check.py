@@ -68,3 +68,42 @@ def test_verdict_says_whether_the_policy_moved_and_whether_it_generalised():
     still = verdict(summary(0.5), summary(0.5))
     assert still.startswith("Training did not move the policy") and "aligner.learning_rate" in still
     assert verdict(summary(1.0), {"pairs": 0, "users": 0}).startswith("No held-out pairs")
+
+
+def test_pairs_between_two_writers_show_a_learned_writer_preference():
+    """A policy that learned "the palr writer's style helps" prefers palr's profile whichever won; its
+    reward accuracy on such pairs is then the share the judge gave palr (here 1 of 3), and the
+    between-writers summary says what the accuracy alone hides."""
+    from lettingo.preference_check import between_writers, writers_text
+    from lettingo.reporting.markdown import pair_check_section
+
+    writer = {"a/p": "palr", "a/l": "lettingo", "b/p": "palr", "b/l": "lettingo", "c/p": "palr", "c/l": "lettingo",
+              "d/l1": "lettingo", "d/l2": "lettingo"}
+    rows = [{"chosen_id": "a/p", "rejected_id": "a/l", "reward": 0.3},    # palr chosen, policy agrees
+            {"chosen_id": "b/l", "rejected_id": "b/p", "reward": -0.2},   # lettingo chosen, policy prefers palr
+            {"chosen_id": "c/l", "rejected_id": "c/p", "reward": -0.1},
+            {"chosen_id": "d/l1", "rejected_id": "d/l2", "reward": 0.5}]  # one writer: not between writers
+    [entry] = between_writers(rows, writer)
+    assert entry == {"writers": ["lettingo", "palr"], "pairs": 3, "policy_prefers": {"lettingo": 0, "palr": 3},
+                     "judge_chose": {"lettingo": 2, "palr": 1}}
+    text = writers_text(entry)
+    assert text == ("Between the lettingo and palr writers (3 held-out pairs): the trained policy prefers palr's "
+                    "profile in 3 of 3; the judge chose palr's in 1 of 3.")
+    check = {"verdict": "v", "train": {}, "heldout": {}, "heldout_between_writers": [entry]}
+    assert f"- {text}" in pair_check_section(check)
+    assert between_writers(rows[3:], writer) == []  # a single writer: nothing to say
+
+
+def test_the_verdict_names_a_learned_writer_preference():
+    from lettingo.preference_check import verdict
+
+    held = {"pairs": 30, "users": 30, "reward_accuracy": {"value": 0.4, "ci": [0.23, 0.57]}}
+    train = {"pairs": 8, "users": 8, "reward_accuracy": {"value": 0.62, "ci": [0.38, 0.88]}}
+    entry = {"writers": ["lettingo", "palr"], "pairs": 25, "policy_prefers": {"lettingo": 1, "palr": 24},
+             "judge_chose": {"lettingo": 15, "palr": 10}}
+    text = verdict(train, held, [entry])
+    assert text.startswith("The policy learned to prefer the palr writer's profiles: it prefers them in 24 of 25")
+    assert "the judge chose them in 10" in text
+    weak = {**entry, "policy_prefers": {"lettingo": 10, "palr": 15}}
+    assert verdict(train, held, [weak]).startswith("Training did not move the policy")  # 60%: no style shown
+    assert verdict(train, held) == verdict(train, held, [])

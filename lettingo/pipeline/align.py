@@ -26,7 +26,7 @@ from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.pair import pairs_summary, write_pairs
-from lettingo.pipeline.prepare import load_items, load_tasks
+from lettingo.run_data import load_items, load_tasks
 from lettingo.store import JsonlAppender, read_jsonl, write_atomic, write_json
 from lettingo.targets import mean_over_targets, primary_tasks
 from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile
@@ -77,7 +77,8 @@ def run(ctx, store) -> dict:
         start = aligned.model_path if aligned is not None and aligned.model_path else base
         aligned = aligner.train(train_pairs, start, round_dir,
                                 **({"init_adapter": continue_from} if continue_from else {}))
-        check = _check_pairs(ctx, aligner, aligned, start, continue_from, train_pairs, heldout, score_train, round_dir)
+        check = _check_pairs(ctx, store, aligner, aligned, start, continue_from, train_pairs, heldout, score_train,
+                             round_dir)
         if history:
             history[-1].update(_training_metrics(aligned))
             if check:
@@ -128,7 +129,7 @@ def _explore_round(ctx, store, aligned: AlignedModel, round_dir) -> list[Prefere
     return pairs
 
 
-def _check_pairs(ctx, aligner, aligned: AlignedModel, start: str, init_adapter, train_pairs, heldout,
+def _check_pairs(ctx, store, aligner, aligned: AlignedModel, start: str, init_adapter, train_pairs, heldout,
                  score_train, round_dir) -> dict | None:
     """Held-out and training pairs scored by the trained policy against its starting point, summed
     up with user-clustered intervals and a verdict; kept in ``pair_check.json`` (a rerun reuses it)
@@ -150,11 +151,22 @@ def _check_pairs(ctx, aligner, aligned: AlignedModel, start: str, init_adapter, 
     write_atomic(round_dir / "pair_scores.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     train = preference_check.summarize_scores([r for r in rows if r["split"] == "train"], n_boot, seed)
     held = preference_check.summarize_scores([r for r in rows if r["split"] == "heldout"], n_boot, seed)
-    check = {"train": train, "heldout": held, "verdict": preference_check.verdict(train, held),
+    # several explore generators: did the policy learn a writer's style? (empty with one writer)
+    writers = preference_check.between_writers([r for r in rows if r["split"] == "heldout"],
+                                               _writers([store.path("profiles.jsonl"), round_dir / "profiles.jsonl"]))
+    check = {"train": train, "heldout": held, "verdict": preference_check.verdict(train, held, writers),
              "training_pairs": len(train_pairs), "heldout_pairs": len(heldout)}
+    if writers:
+        check["heldout_between_writers"] = writers
     write_json(path, {"key": key, "check": check})
     log.info("%s", check["verdict"])
     return check
+
+
+def _writers(paths) -> dict[str, str]:
+    """Profile id -> the generator that wrote it (the explore stage's and a round's profiles)."""
+    return {Profile.from_dict(r).profile_id: r["generator"] for path in paths if path.exists()
+            for r in read_jsonl(path)}
 
 
 def _explore_metrics(number: int, explored_by: str, judgements_path, pairs: list[PreferencePair]) -> dict:

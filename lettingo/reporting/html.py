@@ -23,6 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from lettingo import metrics
+from lettingo.preference_check import writers_text
 from lettingo.reporting import plots
 from lettingo.reporting.model import MAX_BROWSER_USERS, MAX_PAIRS, RunReport, targets_note
 from lettingo.reporting.naming import METHOD_KEYS
@@ -144,7 +145,9 @@ def training_view(report: RunReport) -> dict:
                 row.append({"metric": heldout_pair_accuracy(r)})
         rounds = {"keys": keys + (["held-out reward accuracy"] if heldout else []), "rows": rows,
                   "plot": _figure(plots.rounds_plot(training.rounds), "per-round alignment", "per round")}
+    writers = [writers_text(e) for e in (check or {}).get("heldout_between_writers") or []]
     return {"aligner": training.aligner, "aligned": aligned, "check": check, "check_rows": check_rows,
+            "writers": writers,
             "log": log, "rounds": rounds}
 
 

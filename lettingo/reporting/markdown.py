@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from lettingo.preference_check import writers_text
 from lettingo.reporting.model import PairedTest, RunReport, Training, targets_note
 from lettingo.reporting.naming import METHOD_NAMES
 from lettingo.reporting.results import ResultRow, heldout_pair_accuracy, metric_names, p_text
@@ -203,6 +204,9 @@ def pair_check_section(check: dict | None) -> list[str]:
         cells = [_fmt(row[k]) for k in ("reward_accuracy", "reward_margin", "likelihood_preference_before",
                                         "likelihood_preference_after")]
         lines.append(f"| {label} | {row['pairs']} | {row['users']} | " + " | ".join(cells) + " |")
+    writers = [writers_text(entry) for entry in check.get("heldout_between_writers") or []]
+    if writers:  # several explore generators: a writer's style can be learned while accuracy stays ~0.5
+        lines += ["", *[f"- {text}" for text in writers]]
     return lines + [""]
 
 
