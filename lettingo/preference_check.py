@@ -84,10 +84,15 @@ def between_writers(rows: list[dict[str, Any]], writer_of: dict[str, str]) -> li
     return [groups[k] for k in sorted(groups)]
 
 
+def _favoured(entry: dict[str, Any]) -> str:
+    """The writer whose profiles the trained policy prefers more often."""
+    return max(entry["writers"], key=lambda w: entry["policy_prefers"][w])
+
+
 def writers_text(entry: dict[str, Any]) -> str:
     """One sentence on a pair of writers' held-out pairs (see :func:`between_writers`)."""
     n = entry["pairs"]
-    favoured = max(entry["writers"], key=lambda w: entry["policy_prefers"][w])
+    favoured = _favoured(entry)
     return (f"Between the {' and '.join(entry['writers'])} writers ({n} held-out pairs): the trained policy "
             f"prefers {favoured}'s profile in {entry['policy_prefers'][favoured]} of {n}; the judge chose "
             f"{favoured}'s in {entry['judge_chose'][favoured]} of {n}.")
@@ -97,7 +102,7 @@ def writer_preference(entries: list[dict[str, Any]], min_pairs: int = 10, min_sh
     """``(writer, entry)`` when the trained policy prefers one writer's profiles in at least
     ``min_share`` of at least ``min_pairs`` held-out pairs between writers; else None."""
     for entry in entries:
-        favoured = max(entry["writers"], key=lambda w: entry["policy_prefers"][w])
+        favoured = _favoured(entry)
         if entry["pairs"] >= min_pairs and entry["policy_prefers"][favoured] >= min_share * entry["pairs"]:
             return favoured, entry
     return None
@@ -125,8 +130,9 @@ def verdict(train: dict[str, Any], heldout: dict[str, Any], writers: list[dict[s
         return (f"The policy learned to prefer the {favoured} writer's profiles: it prefers them in "
                 f"{entry['policy_prefers'][favoured]} of {entry['pairs']} held-out pairs between writers, whichever "
                 f"won (the judge chose them in {entry['judge_chose'][favoured]}). Per-pair reward accuracy on "
-                f"held-out pairs is {text(heldout)}, because users' labels split between the writers. Whether "
-                "that style helps shows on the test users (LettinGo (aligned) against base profiles).")
+                f"held-out pairs is {text(heldout)}: one style for every user matches the label only where that "
+                "writer's profile won. Whether that style helps shows on the test users (LettinGo (aligned) "
+                "against base profiles).")
     if generalised:
         return (f"The learned preference holds on held-out users' pairs: reward accuracy {text(heldout)}, "
                 "above chance (0.5).")
