@@ -84,14 +84,14 @@ def _check_overrides(argv: list[str]) -> None:
 def _hydra_run(argv: list[str]) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
-
-    from lettingo.api import CONF_DIR
-
     from hydra.types import RunMode
 
-    failed: list[str] = []  # a sweep's failed jobs: the others still run
+    from lettingo.api import CONF_DIR
+    from lettingo.hydra_callbacks import FAILED_JOB_MARK, SweepFailures
 
     def task(cfg) -> None:
+        from pathlib import Path
+
         from lettingo.pipeline import run_pipeline
 
         hydra_cfg = HydraConfig.get()
@@ -104,16 +104,17 @@ def _hydra_run(argv: list[str]) -> None:
             job = f"job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)})"
             print(f"error in {job}: {exc}\n(the other jobs go on; `lettingo resume {run_dir}` finishes "
                   "this one)", file=sys.stderr)
-            failed.append(f"{job}: {run_dir}")
+            (Path(hydra_cfg.runtime.output_dir) / FAILED_JOB_MARK).write_text(f"{job}: {run_dir}")
             return
         _print_summary(results, run_dir)
 
     _check_overrides(argv)
     sys.argv = ["lettingo run", *argv]
+    SweepFailures.found = []
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
-    if failed:
-        _fail(LettingoError(f"{len(failed)} job(s) of the sweep failed (their errors are above):\n  "
-                            + "\n  ".join(failed)))
+    if SweepFailures.found:
+        _fail(LettingoError(f"{len(SweepFailures.found)} job(s) of the sweep failed (their errors are above):\n  "
+                            + "\n  ".join(SweepFailures.found)))
 
 
 def _resume(run_dir: str, stages: list[str] | None) -> None:

@@ -103,12 +103,21 @@ def test_missing_dataset_file_is_one_clear_message(tmp_path):
     assert "no-such-dir" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_failed_sweep_job_does_not_stop_the_others(tmp_path):
-    result = _cli(["run", "-m", f"dataset.path={tmp_path}/first-missing,{tmp_path}/second-missing",
-                   "hydra.sweep.dir=sweep"], tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_failed_sweep_job_does_not_stop_the_others(tmp_path, launcher):
+    """Both jobs run, and the command exits non-zero naming the failed ones, whether the jobs ran in
+    this process (basic) or in worker processes (joblib)."""
+    result = _cli(["run", "-m", f"hydra/launcher={launcher}",
+                   f"dataset.path={tmp_path}/first-missing,{tmp_path}/second-missing", "hydra.sweep.dir=sweep"],
+                  tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Warning" not in result.stderr
     assert "first-missing" in result.stderr and "second-missing" in result.stderr  # both jobs ran
     assert "2 job(s) of the sweep failed" in result.stderr and "lettingo resume" in result.stderr
+    assert f"job 1 (dataset.path={tmp_path}/second-missing)" in result.stderr
+    # a second sweep into the same directory counts its own failures only
+    again = _cli(["run", "-m", f"hydra/launcher={launcher}", f"dataset.path={tmp_path}/first-missing",
+                  "hydra.sweep.dir=sweep"], tmp_path)
+    assert again.returncode == 2 and "1 job(s) of the sweep failed" in again.stderr
 
 
 def test_unknown_component_is_one_clear_message(tmp_path):
