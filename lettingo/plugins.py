@@ -138,11 +138,9 @@ def config_searchpath() -> list[str]:
 def describe() -> list[dict[str, Any]]:
     """Each plugin with its version, the hooks it implements and the names it registers."""
     ensure_loaded()
-    registered: dict[str, dict[str, list[str]]] = {}
     code: dict[str, dict[str, dict[str, str]]] = {}
     for kind in KINDS:
         for name, (made_by, plugin_name) in components(kind).items():
-            registered.setdefault(plugin_name, {}).setdefault(kind, []).append(name)
             code.setdefault(plugin_name, {}).setdefault(kind, {})[name] = implementation(made_by)
     dists = {
         ep.name: (ep.dist.name, ep.dist.version)
@@ -164,7 +162,7 @@ def describe() -> list[dict[str, Any]]:
                 "distribution": dist,
                 "version": version,
                 "hooks": hooks,
-                "components": {k: sorted(v) for k, v in registered.get(plugin_name, {}).items()},
+                "components": {k: sorted(v) for k, v in code.get(plugin_name, {}).items()},
                 "implementations": code.get(plugin_name, {}),  # kind -> name -> module:object
             }
         )

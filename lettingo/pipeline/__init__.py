@@ -21,7 +21,7 @@ from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.errors import DiskFullError
 from lettingo.pipeline.shards import Shard, merge_stage
-from lettingo.pipeline.stages import STAGES, Stage, from_stage, stage
+from lettingo.pipeline.stages import STAGES, Stage, outputs_from, stage
 from lettingo.run_data import load_tasks
 from lettingo.secrets import scrub_urls
 from lettingo.store import RunStore
@@ -107,7 +107,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], skip_done
         for each in stages:
             name = each.name
             fingerprint, inputs = fingerprints[name]
-            redo = {s.name: s.outputs for s in from_stage(name)}
+            redo = outputs_from(name)
             store.check_stage(name, fingerprint, inputs, restart, redo)
             if each.per_user and not shard.sharded and not store.stage_done(name):
                 merged = merge_stage(store, each, list(load_tasks(store)))

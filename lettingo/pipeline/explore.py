@@ -127,13 +127,14 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
             batch = todo[start:start + per_call]
             messages = [prompt.messages(t, ctx.items) for t in batch]
             seeds = [task_seed(ctx.cfg.seed, t.task_id, seed_name or generator) for t in batch]
-            for task, gens in zip(batch, llm.generate(messages, params, seeds)):
+            for task, msgs, gens in zip(batch, messages, llm.generate(messages, params, seeds)):
                 advance()
                 error = next((g.usage["error"] for g in gens if failed(g)), None)
                 if error is not None:
                     failures.record(f"task {task.task_id} ({generator})", error)
                     continue
-                msgs = answers.messages(task, ctx.items)
+                if answers is not prompt:
+                    msgs = answers.messages(task, ctx.items)
                 out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage, model).to_dict()
                            for i, g in enumerate(gens))
     return len(todo)

@@ -57,6 +57,11 @@ def from_stage(name: str) -> list[Stage]:
     return list(STAGES[STAGE_NAMES.index(stage(name).name):])
 
 
+def outputs_from(name: str) -> dict[str, tuple[str, ...]]:
+    """Stage name -> its outputs, for ``name`` and every stage after it (what a restart of ``name`` removes)."""
+    return {s.name: s.outputs for s in from_stage(name)}
+
+
 def clear_from(store, name: str) -> None:
     """Remove the outputs (shards' parts included) and manifest entries of ``name`` and every later stage."""
-    store.clear({s.name: s.outputs for s in from_stage(name)})
+    store.clear(outputs_from(name))
