@@ -74,8 +74,7 @@ ROWS = len(frame)
     "lettingo": """
 from omegaconf import OmegaConf
 from lettingo.data.amazon import Amazon
-cfg = OmegaConf.load(ROOT / "conf/dataset/amazon.yaml")
-cfg.path, cfg.category, cfg.cache = str(PATH), "Books", CACHE
+cfg = OmegaConf.create({"path": str(PATH), "category": "Books", "cache": CACHE})
 data = Amazon(cfg).load()
 ROWS = data.report["interactions"] + data.report["bad_records"]["skipped"]
 """,
@@ -83,13 +82,12 @@ ROWS = data.report["interactions"] + data.report["bad_records"]["skipped"]
 from omegaconf import OmegaConf
 from lettingo.data.amazon import Amazon
 from lettingo.data.protocol import build_tasks
-cfg = OmegaConf.load(ROOT / "conf/dataset/amazon.yaml")
-cfg.path, cfg.category = str(PATH), "Books"
-data = Amazon(cfg).load()
+dataset = Amazon(OmegaConf.create({"path": str(PATH), "category": "Books"}))
+data = dataset.load()
 start = time.perf_counter()
 protocol = OmegaConf.load(ROOT / "conf/protocol/paper.yaml")
 protocol.seed = 0
-tasks, summary = build_tasks(data, protocol, cfg)
+tasks, summary = build_tasks(data, protocol, dataset.cfg)
 ROWS = data.report["interactions"]
 EXTRA = {"tasks": len(tasks), "protocol_seconds": time.perf_counter() - start}
 """,

@@ -7,24 +7,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lettingo import plugins
+from lettingo import plugins, settings
 from lettingo.cache import CachedLLM, CallCache, digest
-from lettingo.errors import ComponentConfigError
 from lettingo.ledger import Ledger
-
-
-def component_settings(cfg: DictConfig | dict, kind: str, known: tuple[str, ...], hint: str = "") -> dict[str, Any]:
-    """A component's config node as constructor keyword arguments (resolved, without ``name``);
-    an unknown key (a typo, a key from another option) is refused by name, with the known ones."""
-    settings = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    name = settings.pop("name", "?")
-    unknown = sorted(set(settings) - set(known))
-    if unknown:
-        raise ComponentConfigError(
-            f"{kind} {name!r} (conf/{kind}/{name}.yaml): unknown key(s) {unknown}; known keys: "
-            f"{', '.join(known)}{'; ' + hint if hint else ''}"
-        )
-    return settings
 
 
 class Context:
@@ -47,7 +32,8 @@ class Context:
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
         if "name" not in cfg:
             raise plugins.UnknownComponentError(f"the {kind} config has no 'name' key: {OmegaConf.to_yaml(cfg)}")
-        return plugins.factory(kind, cfg.name)(cfg, self)
+        made_by = plugins.factory(kind, cfg.name)
+        return made_by(settings.validated(kind, cfg, settings.settings_of(made_by)), self)
 
     def llm(self, cfg: DictConfig | dict) -> CachedLLM:
         """A cached, pooled LLM for this config (an ``llm`` group node)."""

@@ -2,8 +2,9 @@
 
 Registration hooks receive a ``register(name, factory)`` callback. A factory is called as
 ``factory(cfg, ctx)`` with the component's config node (a DictConfig) and the run's
-:class:`lettingo.components.Context`, and returns the component. The config-group option file
-``conf/<group>/<name>.yaml`` and the registered ``name`` are the same word.
+:class:`lettingo.components.Context`, and returns the component. The component's ``Settings``
+dataclass (on its class, or on a lazy factory) is its config-group option ``<group>/<name>``, named
+by the registered ``name``, and the node is checked against it first (:mod:`lettingo.settings`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def lettingo_register_aligners(register):
 
 @hookspec
 def lettingo_config_searchpath():
-    """Return Hydra search-path entries (``pkg://your_package/conf``) holding your config-group options."""
+    """Return Hydra search-path entries (``pkg://your_package/conf``) holding config files: experiments,
+    or YAML options of components without a ``Settings`` dataclass."""
 
 
 @hookspec(firstresult=True)

@@ -91,3 +91,16 @@ def comparable_rows(path) -> list[dict]:
         if row.get("recommender") == "embedding_ranker":
             row["raw_output"] = {k: round(v, 4) for k, v in json.loads(row["raw_output"]).items()}
     return rows
+
+
+def option(kind: str, name: str):
+    """A config-group option's node as composing ``<kind>=<name>`` gives it: its settings' defaults
+    (interpolations such as ``llm: ${llm}`` unresolved until the node sits in a whole config)."""
+    from omegaconf import OmegaConf
+
+    from lettingo import plugins, settings
+
+    found = settings.settings_of(plugins.factory(kind, name))
+    if found is None:
+        raise LookupError(f"{kind} {name!r} has no Settings dataclass")
+    return OmegaConf.structured(found)

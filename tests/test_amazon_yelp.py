@@ -24,6 +24,7 @@ from lettingo.data import DatasetError, InteractionData, amazon, yelp
 from lettingo.data.amazon import Amazon
 from lettingo.data.protocol import build_tasks
 from lettingo.data.yelp import Yelp
+from lettingo.testing import option
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,7 +58,7 @@ SOURCES = {
 
 
 def load(source: Source, folder: Path | None, **overrides) -> InteractionData:
-    cfg = OmegaConf.load(ROOT / "conf" / "dataset" / f"{source.config}.yaml")
+    cfg = option("dataset", source.config)
     cfg.path = None if folder is None else str(folder)
     for key, value in {**source.overrides, **overrides}.items():
         cfg[key] = value
@@ -268,11 +269,11 @@ def test_config_files_match_the_registered_names():
     registered = {}
     builtin_datasets.lettingo_register_datasets(register=lambda name, factory: registered.update({name: factory}))
     for config, loader in (("amazon", Amazon), ("yelp", Yelp)):
-        cfg = OmegaConf.load(ROOT / "conf" / "dataset" / f"{config}.yaml")
+        cfg = option("dataset", config)
         assert cfg.name == config and registered[config] is loader
         assert cfg.path is None and cfg.like_min == 4 and cfg.dislike_max == 2 and list(cfg.rating_scale) == [1, 5]
         assert cfg.on_bad_record == "skip" and cfg.max_bad_fraction == 0.2 and cfg.cache is True
-    amazon_cfg = OmegaConf.load(ROOT / "conf" / "dataset" / "amazon.yaml")
+    amazon_cfg = option("dataset", "amazon")
     assert (amazon_cfg.category, amazon_cfg.version, amazon_cfg.max_description_chars) == ("Books", "auto", 300)
 
 
@@ -305,7 +306,7 @@ def test_second_load_reads_the_cache_and_a_changed_file_rebuilds(source, copy, m
 
 def test_build_tasks_gives_window_texts_but_never_the_targets(source):
     data = load(source, FIXTURES / source.folder)
-    cfg = OmegaConf.load(ROOT / "conf" / "dataset" / f"{source.config}.yaml")
+    cfg = option("dataset", source.config)
     protocol = {"profile_window": 2, "recent_window": 1, "num_candidates": 3, "train_users": 1, "test_users": 1}
     tasks, summary = build_tasks(data, protocol, cfg)
     assert [t.split for t in tasks] == ["train", "test"] and summary["users"]["eligible"] == 4

@@ -42,3 +42,7 @@ def test_example_plugin_installs_lists_and_runs(tmp_path, tiny_model):
     assert len(profiles) == 3 * 2
     assert all(p["prompt_style"] == "bullets" for p in profiles)
     assert "at most 3 short bullet points" in profiles[0]["prompt_messages"][0]["content"]
+    # its Settings dataclass is the option: a misspelt key is refused by name before any work
+    typo = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "typo"), *overrides[:-1], "prompt.bulets=3"],
+                          env=env, capture_output=True, text=True)
+    assert typo.returncode != 0 and "bulets" in typo.stderr

@@ -12,10 +12,10 @@ from omegaconf import OmegaConf
 from lettingo.builtins import datasets as builtin_datasets
 from lettingo.data import DatasetError, InteractionData
 from lettingo.data.jsonl import JsonLines, parse_timestamp
+from lettingo.testing import option
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "jsonl" / "books"
-CONFIG = ROOT / "conf" / "dataset" / "jsonl.yaml"
 
 # The fixture's interactions in file order (history entries in list order), user ids as strings.
 EXPECTED_ROWS = [
@@ -34,7 +34,7 @@ FIXTURE_INTERACTION_LINES = 7  # non-blank lines of interactions.jsonl (line 6 i
 
 
 def config(path, **overrides):
-    cfg = OmegaConf.load(CONFIG)
+    cfg = option("dataset", "jsonl")
     cfg.path = None if path is None else str(path)
     for key, value in overrides.items():
         cfg[key] = value
@@ -68,10 +68,10 @@ def append(path: Path, text: str | bytes) -> None:
 
 
 def test_config_file_matches_the_registered_name():
-    cfg = OmegaConf.load(CONFIG)
+    cfg = option("dataset", "jsonl")
     registered = {}
     builtin_datasets.lettingo_register_datasets(register=lambda name, factory: registered.update({name: factory}))
-    assert CONFIG.stem == cfg.name == "jsonl"
+    assert cfg.name == "jsonl"
     assert registered["jsonl"] is JsonLines
     assert cfg.path is None and cfg.like_min == 4 and cfg.dislike_max == 2
     assert list(cfg.rating_scale) == [1, 5] and cfg.on_bad_record == "skip"

@@ -15,9 +15,9 @@ from lettingo.hookspecs import hookimpl
 from lettingo.llm import Generation, SamplingParams
 from lettingo.recommenders.answers import parse_label, parse_rating
 from lettingo.recommenders.llm_judge import answer_seed
+from lettingo.testing import option as option_node
 from lettingo.types import Interaction, Item, Profile, UserTask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "recommender"
 LABELS = ("like", "neutral", "dislike")
 
 ITEMS = {
@@ -193,15 +193,15 @@ def fake_llm():
 
 def build(option: str, overrides: dict | None = None, llm: dict | None = None, root: dict | None = None):
     cfg = OmegaConf.create({"llm": llm or {"name": "fake_judge"}, **(root or {})})
-    cfg.recommender = OmegaConf.merge(OmegaConf.load(CONF / f"{option}.yaml"), overrides or {})
+    cfg.recommender = OmegaConf.merge(option_node("recommender", option), overrides or {})
     ctx = Context(cfg=cfg, cache=None)
     ctx.items = ITEMS
     return ctx.build("recommender", cfg.recommender)
 
 
 def test_configs_name_their_options_and_defaults():
-    rating = OmegaConf.load(CONF / "llm_rating.yaml")
-    sentiment = OmegaConf.load(CONF / "llm_sentiment.yaml")
+    rating = option_node("recommender", "llm_rating")
+    sentiment = option_node("recommender", "llm_sentiment")
     assert rating.name == "llm_rating" and rating.answer == "text" and rating.max_new_tokens == 8
     assert sentiment.name == "llm_sentiment" and sentiment.answer == "logprobs"
     for cfg in (rating, sentiment):
@@ -364,7 +364,7 @@ def test_judges_on_the_tiny_model_are_well_formed_and_deterministic(tiny_model, 
         for option, overrides in (("llm_sentiment", {"answer": "text", "max_new_tokens": 4}),
                                   ("llm_rating", {"answer": "text", "max_new_tokens": 4}),
                                   ("llm_rating", {"answer": "logprobs"})):
-            node = OmegaConf.merge(OmegaConf.load(CONF / f"{option}.yaml"), overrides)
+            node = OmegaConf.merge(option_node("recommender", option), overrides)
             node.llm = cfg.llm
             recommender = ctx.build("recommender", node)
             first, second = recommender.judge(tasks, profiles), recommender.judge(tasks, profiles)

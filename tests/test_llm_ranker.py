@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -20,9 +19,9 @@ from lettingo.recommenders.llm_ranker import (
     position_bias,
     presentation_orders,
 )
+from lettingo.testing import option
 from lettingo.types import Interaction, Item, Profile, UserTask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "recommender"
 
 ITEMS = {
     "s1": Item("s1", "Star Wars (1977)", {"genres": ["Sci-Fi"]}),
@@ -163,7 +162,7 @@ def fake_engine():
 def fake_ranker(holder, answer, **overrides):
     holder["engine"] = engine = FakeRankingLLM(answer)
     root = OmegaConf.create({"llm": {"name": "fake_ranking"}})
-    root.recommender = OmegaConf.merge(OmegaConf.load(CONF / "llm_ranker.yaml"), overrides)
+    root.recommender = OmegaConf.merge(option("recommender", "llm_ranker"), overrides)
     ctx = Context(cfg=root, cache=None)
     ctx.items = ITEMS
     return ctx.build("recommender", root.recommender), engine
@@ -269,7 +268,7 @@ def test_llm_ranker_on_tiny_transformers_model(untied_tiny_model):
         plugins.register_plugin(lettingo_transformers, "lettingo-transformers-ranker-test")
     try:
         root = OmegaConf.create({"llm": {"name": "transformers", "model": untied_tiny_model, "device": "cpu"}})
-        root.recommender = OmegaConf.merge(OmegaConf.load(CONF / "llm_ranker.yaml"), {"max_new_tokens": 16})
+        root.recommender = OmegaConf.merge(option("recommender", "llm_ranker"), {"max_new_tokens": 16})
         ctx = Context(cfg=root)  # this test's own call cache (conftest)
         ctx.items = ITEMS
         ranker = ctx.build("recommender", root.recommender)

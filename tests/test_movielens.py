@@ -11,14 +11,14 @@ from omegaconf import OmegaConf
 from lettingo.builtins import datasets as builtin_datasets
 from lettingo.data import DatasetError, InteractionData
 from lettingo.data.movielens import MovieLens
+from lettingo.testing import option
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "ml-100k-mini"
-CONFIG = ROOT / "conf" / "dataset" / "movielens.yaml"
 
 
 def load(path, **overrides) -> InteractionData:
-    cfg = OmegaConf.load(CONFIG)
+    cfg = option("dataset", "movielens")
     cfg.path = None if path is None else str(path)
     cfg.update(overrides)
     return MovieLens(cfg, None).load()
@@ -55,10 +55,10 @@ def test_packaged_item_text_has_title_year_and_genres(ml100k):
 
 
 def test_config_file_matches_the_registered_name():
-    cfg = OmegaConf.load(CONFIG)
+    cfg = option("dataset", "movielens")
     registered = {}
     builtin_datasets.lettingo_register_datasets(register=lambda name, factory: registered.update({name: factory}))
-    assert CONFIG.stem == cfg.name == "movielens"
+    assert cfg.name == "movielens"
     assert registered["movielens"] is MovieLens
     assert cfg.path is None and cfg.like_min == 4 and cfg.dislike_max == 2
 

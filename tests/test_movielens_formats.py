@@ -16,11 +16,11 @@ from omegaconf import OmegaConf
 from lettingo.data import DatasetError, InteractionData
 from lettingo.data.movielens import MovieLens, detect_layout
 from lettingo.data.protocol import build_tasks
+from lettingo.testing import option
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 ML1M, ML10M, ML25M = FIXTURES / "ml-1m-mini", FIXTURES / "ml-10m-mini", FIXTURES / "ml-25m-mini"
-CONFIG = ROOT / "conf" / "dataset" / "movielens.yaml"
 
 ML1M_ROWS = [
     ["1", "1193", 5.0, 978300760], ["1", "2355", 5.0, 978824291], ["1", "1", 4.0, 978301968],
@@ -47,7 +47,7 @@ ML25M_ROWS = [
 
 
 def config(path, **overrides):
-    cfg = OmegaConf.load(CONFIG)
+    cfg = option("dataset", "movielens")
     cfg.path = str(path)
     for key, value in overrides.items():
         cfg[key] = value

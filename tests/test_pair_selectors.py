@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from lettingo.components import Context
+from lettingo.testing import option
 from lettingo.types import Interaction, Judgement, Profile, UserTask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "pair_selector"
 PROMPT = [{"role": "user", "content": "Describe user {}."}]
 
 
@@ -29,7 +28,7 @@ def judged(task_id: str, sample: int, text: str, correct: bool, score: float, va
 
 
 def select(selector: str, rows, tasks=None, **overrides):
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / f"{selector}.yaml"), overrides)
+    cfg = OmegaConf.merge(option("pair_selector", selector), overrides)
     tasks = tasks or {t: task(t) for t in {p.task_id for p, _ in rows}}
     profiles = [p for p, _ in rows]
     judgements = [j for _, j in rows][::-1]  # the join must not depend on order
@@ -149,7 +148,7 @@ def test_length_balance_keeps_as_many_chosen_longer_as_chosen_shorter_pairs():
             + long_and_short("s1", False, 0.3))
     plain = select("correct_vs_incorrect", rows)
     assert sum(len(p.chosen) > len(p.rejected) for p in plain) == 3
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / "correct_vs_incorrect.yaml"), {"length_balance": True})
+    cfg = OmegaConf.merge(option("pair_selector", "correct_vs_incorrect"), {"length_balance": True})
     selector = Context(cache=None).build("pair_selector", cfg)
     balanced = selector.select({t: task(t) for t in ("l1", "l2", "l3", "s1")}, [p for p, _ in rows],
                                [j for _, j in rows])

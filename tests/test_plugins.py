@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from omegaconf import OmegaConf
 
 from lettingo import api, cli, hookspecs, plugins
 from lettingo.components import Context
@@ -288,3 +289,39 @@ def test_a_plugin_that_fails_to_import_is_named_and_the_others_still_load(tmp_pa
     only = _lettingo(["plugins", "--json"], pythonpath=site, LETTINGO_LOAD_PLUGINS="transformers")
     assert only.returncode == 0 and "broken" not in only.stderr  # left out: never imported
     assert "transformers" in {r["name"] for r in json.loads(only.stdout)}
+
+
+def test_every_registered_component_has_typed_settings_that_compose_and_refuse_unknown_keys(installed_plugins):
+    """One home for a component's options: its Settings dataclass is the config-group option
+    (composing `<kind>=<name>` gives exactly its defaults), no YAML file shadows it, and a key it
+    does not know is refused by name, with the dataclass that lists the known ones."""
+    import dataclasses
+
+    from lettingo import settings
+    from lettingo.errors import ComponentConfigError
+
+    conf = Path(api.CONF_DIR)
+    for kind in plugins.KINDS:
+        for name, (made_by, _) in plugins.components(kind).items():
+            found = settings.settings_of(made_by)
+            assert found is not None and dataclasses.is_dataclass(found), f"{kind} {name}: no Settings dataclass"
+            assert found.name == name, f"{kind} {name}: Settings.name is {found.name!r}"
+            assert not (conf / kind / f"{name}.yaml").exists(), f"conf/{kind}/{name}.yaml shadows {found.__name__}"
+            composed = api.compose([f"{kind}={name}"] + (["llm.model=x"] if name == "litellm" else []))
+            expected = {**settings.defaults(found), **({"model": "x"} if name == "litellm" else {})}
+            assert OmegaConf.to_container(composed[kind]) == expected, f"{kind} {name}"
+            if getattr(found, "ignores_other_keys", False):  # `none`: a sweep's training keys pass it by
+                continue
+            with pytest.raises(ComponentConfigError, match=rf"{found.__name__}\): unknown key\(s\) \['colour'\]"):
+                Context(cache=None).build(kind, {"name": name, "colour": "red"})
+
+
+def test_a_wrong_type_is_refused_when_composing_and_when_building():
+    from lettingo.errors import ComponentConfigError
+
+    with pytest.raises(Exception, match="profile_weight"):
+        api.compose(["recommender.profile_weight=high"])
+    with pytest.raises(ComponentConfigError, match=r"EmbeddingRankerSettings\): profile_weight"):
+        Context(cache=None).build("recommender", {"name": "embedding_ranker", "profile_weight": "high"})
+    built = Context(cache=None).build("recommender", {"name": "embedding_ranker"})  # missing keys: the defaults
+    assert built.profile_weight == 0.3 and built.batch_size == 64

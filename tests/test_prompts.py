@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from lettingo.components import Context
 from lettingo.prompts.history import MissingItemError
+from lettingo.testing import option
 from lettingo.types import Interaction, Item, UserTask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "prompt"
 
 ITEMS = {
     "p1": Item("p1", "Alien (1979)", {"genres": ["Horror", "Sci-Fi"]}),
@@ -37,7 +36,7 @@ def make_task() -> UserTask:
 
 
 def build(ctx_cfg=None, **overrides):
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / "lettingo.yaml"), overrides)
+    cfg = OmegaConf.merge(option("prompt", "lettingo"), overrides)
     ctx = Context(cfg=OmegaConf.create(ctx_cfg or {}), cache=None)
     return ctx.build("prompt", cfg)
 
@@ -87,7 +86,7 @@ def test_missing_item_names_the_item_and_task():
 
 
 def test_option_file_name_is_the_registered_name():
-    assert OmegaConf.load(CONF / "lettingo.yaml").name == "lettingo"
+    assert option("prompt", "lettingo").name == "lettingo"
 
 
 def test_reviews_are_shown_only_when_asked_cut_to_length_and_never_the_targets():

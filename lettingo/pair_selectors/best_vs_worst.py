@@ -6,13 +6,23 @@ every profile was right (or every one wrong) but some helped more than others.
 
 from __future__ import annotations
 
-from lettingo.pair_selectors.selection import PairSelector
+from dataclasses import dataclass
+
+from lettingo.pair_selectors.selection import PairSelector, SelectionSettings
+
+
+@dataclass
+class BestVsWorstSettings(SelectionSettings):
+    """One pair per task: highest-score profile vs lowest-score profile (pairs even when all are right)."""
+
+    name: str = "best_vs_worst"
+    min_margin: float = 0.0  # minimum score difference; exact ties never pair
 
 
 class BestVsWorst(PairSelector):
-    name = "best_vs_worst"
+    Settings = BestVsWorstSettings
 
-    def __init__(self, name: str | None = None, min_margin: float = 0.0, **options):
+    def __init__(self, name: str | None = None, min_margin: float = BestVsWorstSettings.min_margin, **options):
         super().__init__(name, **options)
         if min_margin < 0:
             raise ValueError(f"pair selector {self.name!r}: min_margin must be >= 0, got {min_margin}")

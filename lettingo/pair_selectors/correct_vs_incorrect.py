@@ -5,11 +5,20 @@ Users whose profiles were all right or all wrong give no pairs: nothing separate
 
 from __future__ import annotations
 
-from lettingo.pair_selectors.selection import PairSelector
+from dataclasses import dataclass
+
+from lettingo.pair_selectors.selection import PairSelector, SelectionSettings
+
+
+@dataclass
+class CorrectVsIncorrectSettings(SelectionSettings):
+    """The paper's pairs: every correct profile x every incorrect profile of the same task and prompt."""
+
+    name: str = "correct_vs_incorrect"
 
 
 class CorrectVsIncorrect(PairSelector):
-    name = "correct_vs_incorrect"
+    Settings = CorrectVsIncorrectSettings
 
     def candidates(self, task, group):
         return [(chosen, rejected) for chosen in group if chosen.correct

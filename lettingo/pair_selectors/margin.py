@@ -6,13 +6,23 @@ and small differences, which are mostly the recommender's noise, are not taught.
 
 from __future__ import annotations
 
-from lettingo.pair_selectors.selection import PairSelector
+from dataclasses import dataclass
+
+from lettingo.pair_selectors.selection import PairSelector, SelectionSettings
+
+
+@dataclass
+class MarginSettings(SelectionSettings):
+    """Every pair of one task's profiles whose recommender scores differ by at least delta."""
+
+    name: str = "margin"
+    delta: float = 0.2  # minimum score difference chosen - rejected (scores are in [0, 1])
 
 
 class MarginPairs(PairSelector):
-    name = "margin"
+    Settings = MarginSettings
 
-    def __init__(self, name: str | None = None, delta: float = 0.2, **options):
+    def __init__(self, name: str | None = None, delta: float = MarginSettings.delta, **options):
         super().__init__(name, **options)
         if not delta > 0:
             raise ValueError(f"pair selector {self.name!r}: delta must be > 0 (equal scores never pair), got {delta}")

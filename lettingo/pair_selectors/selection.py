@@ -9,18 +9,27 @@ cannot learn "longer is better" from pairs where the chosen one is longer only b
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from lettingo.pair_selectors.judged import JudgedProfile, judged_groups, make_pair, pair_order
 from lettingo.types import Judgement, PreferencePair, Profile, UserTask
 
 
-class PairSelector:
-    name = "pair_selector"
+@dataclass
+class SelectionSettings:
+    name: str = "pair_selector"
+    max_pairs_per_user: Optional[int] = None  # cap per user, keeping the largest score margins; null: all
+    length_balance: bool = False              # true: as many chosen-longer as chosen-shorter pairs (no "longer
+                                              # wins" shortcut)
 
-    def __init__(self, name: str | None = None, max_pairs_per_user: int | None = None,
-                 length_balance: bool = False):
-        self.name = name or self.name
+
+class PairSelector:
+    Settings: type[SelectionSettings] = SelectionSettings
+
+    def __init__(self, name: str | None = None, max_pairs_per_user: int | None = SelectionSettings.max_pairs_per_user,
+                 length_balance: bool = SelectionSettings.length_balance):
+        self.name = name or self.Settings.name
         if max_pairs_per_user is not None and int(max_pairs_per_user) < 1:
             raise ValueError(f"pair selector {self.name!r}: max_pairs_per_user must be positive or null, "
                              f"got {max_pairs_per_user}")

@@ -15,9 +15,10 @@ options), so the comparison is between instructions, not between renderings. Ins
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from lettingo.prompts.lettingo import LettinGoPrompt
+from lettingo.prompts.lettingo import HistorySettings, LettinGoPrompt, PromptSettings
 from lettingo.types import Item, UserTask
 
 HEADER = (
@@ -25,15 +26,43 @@ HEADER = (
     "about it (like, neutral or dislike)."
 )
 
+@dataclass
+class PalrSettings(PromptSettings):
+    """Baseline: PALR (Chen et al. 2023): preference keywords ordered by importance, each with its supporting items."""
+
+    name: str = "palr"
+
+
+@dataclass
+class RlmRecSettings(PromptSettings):
+    """Baseline: RLMRec (Ren et al. 2024): JSON {"summarization": <= 100 words, "reasoning": ...}."""
+
+    name: str = "rlmrec"
+
+
+@dataclass
+class KarSettings(PromptSettings):
+    """Baseline: KAR (Xi et al. 2023): list the preference factors, then the user's preference on each, explained."""
+
+    name: str = "kar"
+
+
+@dataclass
+class RawHistorySettings(HistorySettings):
+    """Baseline without an LLM: the profile is the profile window itself, rendered as the LettinGo
+    prompt renders it (does a written profile beat its own input?). No system message: no model reads it."""
+
+    name: str = "raw_history"
+
+
 class HistoryPrompt(LettinGoPrompt):
     """A LettinGo-style prompt whose text after the history is the class's ``INSTRUCTION``."""
 
-    NAME = ""
     INSTRUCTION = ""
     needs_llm = True
 
     def __init__(self, name: str | None = None, **options: Any):
-        super().__init__(name=name or self.NAME, **options)
+        super().__init__(name=name or self.Settings.name, **options)
 
     def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
         text = f"{HEADER}\n\n{self.history(task, items)}\n\n{self.INSTRUCTION}"
@@ -45,7 +74,7 @@ class HistoryPrompt(LettinGoPrompt):
 class PalrPrompt(HistoryPrompt):
     """PALR (Chen et al. 2023): preference keywords ordered by importance, with supporting items."""
 
-    NAME = "palr"
+    Settings = PalrSettings
     INSTRUCTION = (
         "Your task is to use keywords to summarize the user's preferences based on these "
         "interactions. The output is an itemized list ordered by importance, most important "
@@ -60,7 +89,7 @@ class PalrPrompt(HistoryPrompt):
 class RlmRecPrompt(HistoryPrompt):
     """RLMRec (Ren et al. 2024): a JSON summarization (at most 100 words) with its reasoning."""
 
-    NAME = "rlmrec"
+    Settings = RlmRecSettings
     INSTRUCTION = (
         "Your task is to determine what kinds of items this user is likely to enjoy and what kinds "
         "they are likely to dislike.\n\n"
@@ -78,7 +107,7 @@ class RlmRecPrompt(HistoryPrompt):
 class KarPrompt(HistoryPrompt):
     """KAR (Xi et al. 2023): factorization prompting: the factors, then the preference on each."""
 
-    NAME = "kar"
+    Settings = KarSettings
     INSTRUCTION = (
         "Analyze the user's preferences and explain them, in two steps.\n"
         "Step 1: List the factors that matter when someone chooses items of this kind (for "
@@ -101,7 +130,7 @@ class RawHistoryPrompt(HistoryPrompt):
     reads these messages.
     """
 
-    NAME = "raw_history"
+    Settings = RawHistorySettings
     HEADER = "The user's earlier items, oldest first, with how they felt:"
     needs_llm = False
 

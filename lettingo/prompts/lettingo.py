@@ -8,7 +8,8 @@ the target are the evaluation, and showing them here would leak the answer.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from lettingo.prompts.history import format_interactions, sentiment_thresholds
 from lettingo.types import Item, UserTask
@@ -23,17 +24,36 @@ INSTRUCTION = (
 )
 
 
+@dataclass
+class HistorySettings:
+    """How a prompt shows the profile window (every built-in prompt shows it the same way)."""
+
+    name: str = "lettingo"
+    max_items: Optional[int] = None  # cap on profile-window items shown (the most recent are kept); null: all
+    review_chars: int = 0            # > 0: show the first N characters of the user's review after each item
+                                     # (datasets with reviews); the target's review is never in a task
+
+
+@dataclass
+class PromptSettings(HistorySettings):
+    """The paper's open-ended profile prompt, written from the profile window only."""
+
+    system: Optional[str] = None  # optional system message
+
+
 class LettinGoPrompt:
     """``messages(task, items)``: an optional system message and one open-ended user message."""
 
+    Settings: type[HistorySettings] = PromptSettings
+
     def __init__(
         self,
-        name: str = "lettingo",
+        name: str = PromptSettings.name,
         system: str | None = None,
         max_items: int | None = None,
         like_min: float = 4.0,
         dislike_max: float = 2.0,
-        review_chars: int = 0,
+        review_chars: int = PromptSettings.review_chars,
     ):
         if max_items is not None and max_items < 1:
             raise ValueError(f"prompt {name!r}: max_items must be a positive number or null, got {max_items}")
@@ -47,14 +67,8 @@ class LettinGoPrompt:
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LettinGoPrompt":
         like_min, dislike_max = sentiment_thresholds(ctx.cfg)
-        return cls(
-            name=cfg.name,
-            system=cfg.get("system"),
-            max_items=cfg.get("max_items"),
-            like_min=like_min,
-            dislike_max=dislike_max,
-            review_chars=cfg.get("review_chars", 0),
-        )
+        return cls(name=cfg.name, system=cfg.get("system"), max_items=cfg.max_items, like_min=like_min,
+                   dislike_max=dislike_max, review_chars=cfg.review_chars)
 
     def history(self, task: UserTask, items: Mapping[str, Item]) -> str:
         """The profile window as numbered lines, oldest first; every profile prompt shows it this way."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,27 @@ def _unit(vector: np.ndarray) -> np.ndarray | None:
     return vector / norm if norm > 0 else None
 
 
+@dataclass
+class EmbeddingRankerSettings:
+    """Ranks the task's candidates by sentence-embedding similarity to the recent window and the
+    profile. score = NDCG@10 of the target; correct = target in the top 5."""
+
+    name: str = "embedding_ranker"
+    model: str = "all-minilm-l6-v2"  # alias for the packaged MiniLM; or any sentence-transformers id / directory
+    profile_weight: float = 0.3      # candidate score = (1 - w) cos(candidate, recent) + w cos(candidate, profile)
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+S = EmbeddingRankerSettings
+
+
 class EmbeddingRanker:
     task_type = "ranking"
+    Settings = EmbeddingRankerSettings
 
-    def __init__(self, ctx: Any, model: str = "all-minilm-l6-v2", name: str = "embedding_ranker",
-                 profile_weight: float = 0.3, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, ctx: Any, model: str = S.model, name: str = S.name,
+                 profile_weight: float = S.profile_weight, batch_size: int = S.batch_size, device: str = S.device):
         if not 0.0 <= profile_weight <= 1.0:
             raise ValueError(f"recommender {name!r}: profile_weight must be in [0, 1], got {profile_weight}")
         self.ctx = ctx
@@ -54,14 +71,8 @@ class EmbeddingRanker:
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "EmbeddingRanker":
-        return cls(
-            ctx,
-            model=cfg.get("model", "all-minilm-l6-v2"),
-            name=cfg.name,
-            profile_weight=float(cfg.get("profile_weight", 0.3)),
-            batch_size=int(cfg.get("batch_size", 64)),
-            device=cfg.get("device", "cpu"),
-        )
+        return cls(ctx, model=cfg.model, name=cfg.name, profile_weight=cfg.profile_weight,
+                   batch_size=cfg.batch_size, device=cfg.device)
 
     @property
     def model(self):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 from lettingo.llm import Generation, SamplingParams, failed
 from lettingo.prompts.history import item_text
@@ -22,6 +23,20 @@ from lettingo.recommenders import check_aligned, profile_id_for
 from lettingo.types import Judgement, Profile, UserTask
 
 ANSWER_MODES = ("logprobs", "text", "auto")
+
+
+@dataclass
+class LLMJudgeSettings:
+    """What every LLM judge takes."""
+
+    name: str = "?"
+    llm: Any = "${llm}"           # the judging model; by default the same model as the profile generator
+    batch_size: int = 8           # prompts per label_logprobs / generate call
+    system: Optional[str] = None  # optional system message
+    answer: str = "auto"          # logprobs: label probabilities | text: parse a greedy reply (unparseable =
+                                  #   invalid) for backends without log-probs | auto: logprobs unless the
+                                  #   backend sets supports_logprobs = False
+    max_new_tokens: int = 8       # reply length in text mode
 
 def normalise(logprobs: dict[str, float], labels: Sequence[str]) -> dict[str, float] | None:
     """Softmax over the labels' log-probabilities; None when no label has any probability."""
@@ -46,8 +61,8 @@ def check_judge_settings(name: str, batch_size: int, answer: str, max_new_tokens
 def require_llm(cfg: Any) -> None:
     if cfg.get("llm") is None:
         raise ValueError(
-            f"recommender {cfg.name!r} needs an `llm` config node (conf/recommender/{cfg.name}.yaml "
-            "sets `llm: ${llm}`, the generator's model); set recommender.llm to an llm option"
+            f"recommender {cfg.name!r} needs an `llm` config node (its default, `${{llm}}`, is the "
+            "generator's model); set recommender.llm to an llm option"
         )
 
 
@@ -90,11 +105,12 @@ def failed_judgement(task: UserTask, profile: Profile | None, recommender: str, 
 class LLMJudge:
     task_type = ""
     labels: Sequence[str] = ()
-    default_answer = "logprobs"
+    Settings: type[LLMJudgeSettings] = LLMJudgeSettings
 
-    def __init__(self, ctx: Any, llm_cfg: Any, name: str, batch_size: int = 8, system: str | None = None,
-                 answer: str | None = None, max_new_tokens: int = 8):
-        answer = answer or self.default_answer
+    def __init__(self, ctx: Any, llm_cfg: Any, name: str, batch_size: int = LLMJudgeSettings.batch_size,
+                 system: str | None = None, answer: str | None = None,
+                 max_new_tokens: int = LLMJudgeSettings.max_new_tokens):
+        answer = answer or self.Settings.answer
         check_judge_settings(name, batch_size, answer, max_new_tokens)
         self.ctx = ctx
         self.llm_cfg = llm_cfg
@@ -108,8 +124,8 @@ class LLMJudge:
     def settings(cfg: Any) -> dict[str, Any]:
         """The config keys every LLM judge takes, for ``from_config``."""
         require_llm(cfg)
-        return {"name": cfg.name, "batch_size": int(cfg.get("batch_size", 8)), "system": cfg.get("system"),
-                "answer": cfg.get("answer"), "max_new_tokens": int(cfg.get("max_new_tokens", 8))}
+        return {"name": cfg.name, "batch_size": cfg.batch_size, "system": cfg.system, "answer": cfg.answer,
+                "max_new_tokens": cfg.max_new_tokens}
 
     @property
     def llm(self):

@@ -22,7 +22,8 @@ import json
 import math
 import re
 from collections import Counter
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -161,11 +162,29 @@ def position_bias(judgements: Iterable[Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class LLMRankerSettings:
+    """LLMRank (Hou et al.): a frozen LLM ranks the task's numbered candidates from the profile and
+    the recent window; several passes in reshuffled orders are combined by Borda count (position
+    bias). score = NDCG@10 of the target; correct = target in the top 5; invalid only when no pass parsed."""
+
+    name: str = "llm_ranker"
+    llm: Any = "${llm}"           # the judging model; by default the same model as the profile generator
+    bootstrap: int = 3            # passes per judgement: the task's candidate order, then reshuffled orders
+    max_new_tokens: int = 120     # greedy decoding; enough for 20 numbers and commas
+    system: Optional[str] = None  # optional system message
+    min_ranked: int = 1           # a pass naming fewer usable candidate numbers is unparseable
+
+
+S = LLMRankerSettings
+
+
 class LLMRanker:
     task_type = "ranking"
+    Settings = LLMRankerSettings
 
-    def __init__(self, ctx: Any, llm_cfg: Any, name: str = "llm_ranker", bootstrap: int = 3,
-                 max_new_tokens: int = 120, system: str | None = None, min_ranked: int = 1):
+    def __init__(self, ctx: Any, llm_cfg: Any, name: str = S.name, bootstrap: int = S.bootstrap,
+                 max_new_tokens: int = S.max_new_tokens, system: str | None = None, min_ranked: int = S.min_ranked):
         for key, value in (("bootstrap", bootstrap), ("max_new_tokens", max_new_tokens), ("min_ranked", min_ranked)):
             if int(value) < 1:
                 raise ValueError(f"recommender {name!r}: {key} must be at least 1, got {value}")
@@ -181,9 +200,8 @@ class LLMRanker:
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMRanker":
         require_llm(cfg)
-        return cls(ctx, cfg.llm, name=cfg.name, bootstrap=int(cfg.get("bootstrap", 3)),
-                   max_new_tokens=int(cfg.get("max_new_tokens", 120)), system=cfg.get("system"),
-                   min_ranked=int(cfg.get("min_ranked", 1)))
+        return cls(ctx, cfg.llm, name=cfg.name, bootstrap=cfg.bootstrap, max_new_tokens=cfg.max_new_tokens,
+                   system=cfg.system, min_ranked=cfg.min_ranked)
 
     @property
     def llm(self):

@@ -22,16 +22,30 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from lettingo.prompts.history import item_text
 from lettingo.recommenders.answers import parse_rating
-from lettingo.recommenders.llm_judge import LLMJudge
+from lettingo.recommenders.llm_judge import LLMJudge, LLMJudgeSettings
 from lettingo.types import Interaction, Item, Judgement, Profile, UserTask
 
 DEFAULT_SCALE = (1.0, 5.0)
+
+
+@dataclass
+class LLMRatingSettings(LLMJudgeSettings):
+    """A frozen LLM predicts the user's rating of the next item on the dataset's scale
+    (dataset.rating_scale, default 1-5) from the profile and the recent window with its ratings.
+    score = 1 - |predicted - true| / (high - low); correct = prediction rounded half up to
+    rating_step == true. ``answer``: text parses a greedy reply (unparseable or off the scale =
+    invalid); logprobs takes the expected rating over the scale's values' label probabilities."""
+
+    name: str = "llm_rating"
+    answer: str = "text"
+    rating_step: float = 1.0  # the scale's step: 1 (whole stars) or 0.5 (half stars); the logprobs mode's answers
 
 
 def number(value: float) -> str:
@@ -55,10 +69,10 @@ def round_half_up(value: float, step: float) -> float:
 
 class LLMRatingRecommender(LLMJudge):
     task_type = "rating"
-    default_answer = "text"
+    Settings = LLMRatingSettings
 
-    def __init__(self, ctx: Any, llm_cfg: Any, name: str = "llm_rating", rating_step: float = 1.0,
-                 **settings: Any):
+    def __init__(self, ctx: Any, llm_cfg: Any, name: str = LLMRatingSettings.name,
+                 rating_step: float = LLMRatingSettings.rating_step, **settings: Any):
         super().__init__(ctx, llm_cfg, name, **settings)
         scale = OmegaConf.select(ctx.cfg, "dataset.rating_scale", default=None) if ctx.cfg is not None else None
         low, high = (float(v) for v in (scale if scale else DEFAULT_SCALE))
@@ -75,7 +89,7 @@ class LLMRatingRecommender(LLMJudge):
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMRatingRecommender":
-        return cls(ctx, cfg.llm, rating_step=float(cfg.get("rating_step", 1.0)), **cls.settings(cfg))
+        return cls(ctx, cfg.llm, rating_step=cfg.rating_step, **cls.settings(cfg))
 
     def question(self) -> str:
         low, high = number(self.low), number(self.high)

@@ -13,11 +13,12 @@ kept. ``answer: auto`` is ``logprobs`` unless the backend says ``supports_logpro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from lettingo.prompts.history import format_interactions, sentiment_thresholds
 from lettingo.recommenders.answers import parse_label
-from lettingo.recommenders.llm_judge import LLMJudge
+from lettingo.recommenders.llm_judge import LLMJudge, LLMJudgeSettings
 from lettingo.types import SENTIMENT_LABELS, Judgement, Profile, UserTask
 
 QUESTION = (
@@ -26,11 +27,22 @@ QUESTION = (
 )
 
 
+@dataclass
+class LLMSentimentSettings(LLMJudgeSettings):
+    """The paper's judge: a frozen LLM answers like / neutral / dislike for the user's next item,
+    read as label probabilities (score = probability of the true label), or parsed from a short
+    reply (``answer: text``: score 1 if right, else 0; unparseable = invalid)."""
+
+    name: str = "llm_sentiment"
+    answer: str = "logprobs"
+
+
 class LLMSentimentRecommender(LLMJudge):
     task_type = "sentiment"
     labels = SENTIMENT_LABELS
+    Settings = LLMSentimentSettings
 
-    def __init__(self, ctx: Any, llm_cfg: Any, name: str = "llm_sentiment", **settings: Any):
+    def __init__(self, ctx: Any, llm_cfg: Any, name: str = LLMSentimentSettings.name, **settings: Any):
         super().__init__(ctx, llm_cfg, name, **settings)
         self.like_min, self.dislike_max = sentiment_thresholds(ctx.cfg)
 

@@ -1,4 +1,4 @@
-"""Registers the ``implicit_rerank`` recommender and its config-group option with lettingo.
+"""Registers the ``implicit_rerank`` recommender and its settings (the `recommender` option) with lettingo.
 
 ``implicit``, scipy and sentence-transformers are imported only when the recommender is built or
 judges, so listing plugins stays fast.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from lettingo.hookspecs import hookimpl
 
 from lettingo_implicit import __version__  # noqa: F401  (shown by `lettingo plugins`)
+from lettingo_implicit.settings import ImplicitRerankSettings
 
 
 def build_implicit_rerank(cfg, ctx):
@@ -17,6 +18,7 @@ def build_implicit_rerank(cfg, ctx):
     return ImplicitReranker.from_config(cfg, ctx)
 
 
+build_implicit_rerank.Settings = ImplicitRerankSettings  # the option's keys and defaults
 build_implicit_rerank.implementation = "lettingo_implicit.recommender:ImplicitReranker"  # what `lettingo plugins --components` shows
 
 
@@ -24,7 +26,3 @@ build_implicit_rerank.implementation = "lettingo_implicit.recommender:ImplicitRe
 def lettingo_register_recommenders(register):
     register("implicit_rerank", build_implicit_rerank)
 
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_implicit/conf"]

@@ -29,18 +29,17 @@ import numpy as np
 import pandas as pd
 
 from lettingo.cache import digest
-from lettingo.components import component_settings
 from lettingo.data.protocol import ordered_histories
 from lettingo.errors import ComponentConfigError, LettingoError
 from lettingo.prompts.history import item_text
 from lettingo.recommenders import check_ranking_tasks, ranking_judgement
 from lettingo.recommenders.embedding_ranker import EmbeddingRanker
+from lettingo.settings import options
 from lettingo.types import Judgement, Profile, UserTask
+from lettingo_implicit.settings import ImplicitRerankSettings as S
 
 MODELS = ("als", "bpr")
 DEFAULT_ITERATIONS = {"als": 15, "bpr": 100}  # the implicit library's own defaults
-CONFIG_KEYS = ("model", "factors", "iterations", "regularization", "alpha", "learning_rate", "seed",
-               "num_threads", "profile_weight", "rerank_top", "embedding_model", "batch_size", "device")
 FIT_KEYS = ("model", "factors", "iterations", "regularization", "alpha", "learning_rate", "seed")
 _FIT_CACHE: "OrderedDict[str, FittedModel]" = OrderedDict()  # the pipeline builds a judge per stage
 _FIT_CACHE_SIZE = 2
@@ -141,12 +140,13 @@ def zscore(values: np.ndarray) -> np.ndarray:
 
 class ImplicitReranker:
     task_type = "ranking"
+    Settings = S
 
-    def __init__(self, ctx: Any, name: str = "implicit_rerank", model: str = "als", factors: int = 64,
-                 iterations: int | None = None, regularization: float = 0.01, alpha: float = 1.0,
-                 learning_rate: float = 0.01, seed: int = 0, num_threads: int = 1, profile_weight: float = 0.3,
-                 rerank_top: int | None = None, embedding_model: str = "all-minilm-l6-v2", batch_size: int = 64,
-                 device: str = "cpu"):
+    def __init__(self, ctx: Any, name: str = S.name, model: str = S.model, factors: int = S.factors,
+                 iterations: int | None = None, regularization: float = S.regularization, alpha: float = S.alpha,
+                 learning_rate: float = S.learning_rate, seed: int = S.seed, num_threads: int = S.num_threads,
+                 profile_weight: float = S.profile_weight, rerank_top: int | None = None,
+                 embedding_model: str = S.embedding_model, batch_size: int = S.batch_size, device: str = S.device):
         self.ctx = ctx
         self.name = name
         self.fit_settings = {
@@ -166,7 +166,7 @@ class ImplicitReranker:
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "ImplicitReranker":
-        return cls(ctx, name=cfg.name, **component_settings(cfg, "recommender", CONFIG_KEYS))
+        return cls(ctx, name=cfg.name, **options("recommender", cfg, S))
 
     def _check(self) -> None:
         s = self.fit_settings
@@ -185,7 +185,7 @@ class ImplicitReranker:
             if not ok:
                 value = self.num_threads if key == "num_threads" else getattr(self, key, s.get(key))
                 raise ComponentConfigError(
-                    f"recommender {self.name!r} (conf/recommender/{self.name}.yaml): {key} must be {want}, "
+                    f"recommender {self.name!r} (ImplicitRerankSettings): {key} must be {want}, "
                     f"got {value!r}"
                 )
 

@@ -19,11 +19,12 @@ from lettingo.data.protocol import build_tasks
 from lettingo.errors import ComponentConfigError
 from lettingo.hookspecs import hookimpl
 from lettingo.metrics import ndcg_at_k
+from lettingo.settings import defaults
 from lettingo.testing import plugin_registered
 from lettingo.types import Item, Profile
 from lettingo_implicit.recommender import ImplicitReranker, fit_model, hold_out_last
+from lettingo_implicit.settings import ImplicitRerankSettings
 
-CONF = importlib.resources.files("lettingo_implicit") / "conf" / "recommender" / "implicit_rerank.yaml"
 FAST = {"factors": 32, "iterations": 8}  # a second or so on ml-100k, one thread
 DATASET = {"name": "movielens", "path": None, "like_min": 4, "dislike_max": 2}
 PROTOCOL = {"profile_window": 20, "recent_window": 10, "num_candidates": 20, "train_users": 12, "test_users": 12,
@@ -31,7 +32,8 @@ PROTOCOL = {"profile_window": 20, "recent_window": 10, "num_candidates": 20, "tr
 
 
 def config(**overrides):
-    return OmegaConf.merge(OmegaConf.create(CONF.read_text()), FAST, overrides)
+    # plain data, not the typed node: a bad key must reach the recommender, which refuses it
+    return OmegaConf.merge(OmegaConf.create(defaults(ImplicitRerankSettings)), FAST, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,8 @@ def rank_of_target(judgement, task):
 # -- the plugin --------------------------------------------------------------------------------------
 
 
-def test_config_file_matches_the_registered_name_and_constructor():
-    cfg = OmegaConf.create(CONF.read_text())
+def test_settings_match_the_registered_name_and_constructor():
+    cfg = OmegaConf.structured(ImplicitRerankSettings)
     assert cfg.name == "implicit_rerank" and cfg.model == "als" and cfg.profile_weight == 0.3
     parameters = set(inspect.signature(ImplicitReranker.__init__).parameters) - {"self", "ctx", "name"}
     assert set(cfg) - {"name"} == parameters
@@ -90,7 +92,7 @@ def test_entry_point_registers_the_recommender_and_its_config_option():
     assert [ep.value for ep in found] == ["lettingo_implicit.plugin"]
     plugins.load_entrypoints(only=["implicit"])
     assert "implicit_rerank" in plugins.components("recommender")
-    assert "pkg://lettingo_implicit/conf" in plugins.config_searchpath()
+    assert plugins.factory("recommender", "implicit_rerank").Settings is ImplicitRerankSettings
     rec = Context(cache=None).build("recommender", config())
     assert isinstance(rec, ImplicitReranker) and rec.task_type == "ranking" and rec.fitted is None
 

@@ -26,26 +26,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-from lettingo.components import component_settings
 from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args
+from lettingo.settings import defaults, options
+from lettingo_litellm.settings import LiteLLMSettings
 
 log = logging.getLogger("lettingo.litellm")
 
-DEFAULTS: dict[str, Any] = {
-    "api_base": None,
-    "api_key_env": None,
-    "concurrency": 8,
-    "timeout_s": 60.0,
-    "max_retries": 4,
-    "backoff_s": 1.0,
-    "backoff_max_s": 30.0,
-    "n_per_request": True,
-    "label_scoring": "auto",
-    "top_logprobs": 20,
-    "extra_body": {},
-}
-CONFIG_KEYS = ("model", *DEFAULTS)
+# every option but the model, with its default (direct construction in notebooks and tests)
+DEFAULTS: dict[str, Any] = {k: v for k, v in defaults(LiteLLMSettings).items() if k not in ("name", "model")}
 LABEL_SCORING = ("auto", "logprobs", "text")
 
 
@@ -94,6 +83,8 @@ class EmptyAnswer(Exception):
 class LiteLLMBackend:
     """A :class:`lettingo.llm.LLM` over ``litellm.completion``."""
 
+    Settings = LiteLLMSettings
+
     def __init__(self, model: str, **settings: Any):
         if not model or str(model) == "???":
             raise ComponentConfigError("llm 'litellm': set llm.model to a LiteLLM model string, e.g. gpt-4o-mini")
@@ -115,10 +106,12 @@ class LiteLLMBackend:
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "LiteLLMBackend":
         keys = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)).keys()
-        secretish = any("key" in k.lower() and k not in CONFIG_KEYS for k in keys)
-        hint = ("API keys never go in config (configs are saved with runs): put the key in an "
-                "environment variable and name it in api_key_env") if secretish else ""
-        return cls(**component_settings(cfg, "llm", CONFIG_KEYS, hint))
+        secretish = sorted(k for k in keys if "key" in k.lower() and k not in ("model", *DEFAULTS))
+        if secretish:  # named, never shown: the value may be the key itself
+            raise ComponentConfigError(
+                f"llm 'litellm': unknown key(s) {secretish}; API keys never go in config (configs are saved "
+                "with runs): put the key in an environment variable and name it in api_key_env")
+        return cls(**options("llm", cfg, LiteLLMSettings))
 
     # -- the LLM protocol -------------------------------------------------------------------
 

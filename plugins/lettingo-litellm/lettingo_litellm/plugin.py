@@ -1,4 +1,4 @@
-"""Registers the ``litellm`` LLM backend and its config-group option with lettingo.
+"""Registers the ``litellm`` LLM backend and its settings (the `llm` option) with lettingo.
 
 litellm is imported only when an engine is built (and only after LITELLM_LOCAL_MODEL_COST_MAP is
 set, so importing it never reaches for the network).
@@ -9,6 +9,7 @@ from __future__ import annotations
 from lettingo.hookspecs import hookimpl
 
 from lettingo_litellm import __version__  # noqa: F401  (shown by `lettingo plugins`)
+from lettingo_litellm.settings import LiteLLMSettings
 
 
 def build_litellm_llm(cfg, ctx):
@@ -17,17 +18,13 @@ def build_litellm_llm(cfg, ctx):
     return LiteLLMBackend.from_config(cfg)
 
 
+build_litellm_llm.Settings = LiteLLMSettings  # the option's keys and defaults: llm=litellm
 build_litellm_llm.implementation = "lettingo_litellm.backend:LiteLLMBackend"  # what `lettingo plugins --components` shows
 
 
 @hookimpl
 def lettingo_register_llms(register):
     register("litellm", build_litellm_llm)
-
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_litellm/conf"]
 
 
 @hookimpl

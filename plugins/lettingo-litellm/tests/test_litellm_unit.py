@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import importlib.resources
+import dataclasses
 import math
 
 import pytest
 from omegaconf import OmegaConf
 
 from lettingo_litellm.backend import (
-    CONFIG_KEYS, LiteLLMBackend, first_token_label_logprobs, parse_label, public_base,
+    DEFAULTS, LiteLLMBackend, first_token_label_logprobs, parse_label, public_base,
 )
+from lettingo_litellm.settings import LiteLLMSettings
 
 LABELS = ["like", "neutral", "dislike"]
 
 
-def test_config_file_keys_are_the_backend_keys():
-    conf = importlib.resources.files("lettingo_litellm") / "conf" / "llm" / "litellm.yaml"
-    cfg = OmegaConf.create(conf.read_text())
-    assert cfg.name == "litellm" and set(cfg) - {"name"} == set(CONFIG_KEYS)
+def test_settings_are_the_backend_keys():
+    fields = {f.name: f.default for f in dataclasses.fields(LiteLLMSettings)}
+    assert fields["name"] == "litellm" and set(fields) - {"name", "model"} == set(DEFAULTS)
+    assert all(DEFAULTS[k] == v for k, v in fields.items() if k in DEFAULTS and k != "extra_body")
 
 
 def test_a_key_in_config_is_refused_with_advice():
-    with pytest.raises(ValueError, match="API keys never go in config"):
+    with pytest.raises(ValueError, match="API keys never go in config") as refused:
         LiteLLMBackend.from_config({"name": "litellm", "model": "gpt-4o-mini", "api_key": "sk-abc"})
+    assert "sk-abc" not in str(refused.value)  # the key is named, its value never shown
     with pytest.raises(ValueError, match="set llm.model"):
         LiteLLMBackend.from_config(OmegaConf.create({"name": "litellm", "model": "???"}))
 

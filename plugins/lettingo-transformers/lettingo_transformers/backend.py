@@ -24,17 +24,15 @@ from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from lettingo.adapters import adapter_digest
-from lettingo.components import component_settings
+from lettingo.settings import options
 from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args, encode_chat
 from lettingo.models import resolve_model
 from lettingo_transformers.attention import use_grouped_attention
 from lettingo_transformers.sampling import RowSampler, plan_batches, row_seed
+from lettingo_transformers.settings import TransformersSettings as S
 
 
-CONFIG_KEYS = (
-    "model", "dtype", "device", "batch_size", "generate_batch_size", "max_input_tokens", "threads", "adapter",
-)
 # Names the sampling algorithm in the identity: a new one maps seeds to other samples, so it must
 # not answer from a cache filled by the old one.
 SAMPLER = "per-row-exponential-race/1"
@@ -145,14 +143,16 @@ class _Engine:
 class TransformersLLM:
     """A :class:`lettingo.llm.LLM` on a Hugging Face causal LM; ``with_adapter`` views share weights."""
 
+    Settings = S
+
     def __init__(
         self,
-        model: str = "smollm2-135m-instruct",
-        dtype: str = "float32",
-        device: str = "auto",
-        batch_size: int = 8,
-        generate_batch_size: int = 16,
-        max_input_tokens: int = 2048,
+        model: str = S.model,
+        dtype: str = S.dtype,
+        device: str = S.device,
+        batch_size: int = S.batch_size,
+        generate_batch_size: int = S.generate_batch_size,
+        max_input_tokens: int = S.max_input_tokens,
         threads: int | None = None,
         adapter: str | None = None,
     ):
@@ -170,7 +170,7 @@ class TransformersLLM:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "TransformersLLM":
-        return cls(**component_settings(cfg, "llm", CONFIG_KEYS))
+        return cls(**options("llm", cfg, S))
 
     # -- the LLM protocol -------------------------------------------------------------------
 

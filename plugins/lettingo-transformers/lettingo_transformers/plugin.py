@@ -1,4 +1,4 @@
-"""Registers the ``transformers`` LLM backend and its config-group option with lettingo.
+"""Registers the ``transformers`` LLM backend and its settings (the `llm` option) with lettingo.
 
 torch and transformers are imported only when an engine is built, so listing plugins stays fast.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from lettingo.hookspecs import hookimpl
 
 from lettingo_transformers import __version__  # noqa: F401  (shown by `lettingo plugins`)
+from lettingo_transformers.settings import TransformersSettings
 
 
 def build_transformers_llm(cfg, ctx):
@@ -16,17 +17,13 @@ def build_transformers_llm(cfg, ctx):
     return TransformersLLM.from_config(cfg)
 
 
+build_transformers_llm.Settings = TransformersSettings  # the option's keys and defaults: llm=transformers
 build_transformers_llm.implementation = "lettingo_transformers.backend:TransformersLLM"  # what `lettingo plugins --components` shows
 
 
 @hookimpl
 def lettingo_register_llms(register):
     register("transformers", build_transformers_llm)
-
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_transformers/conf"]
 
 
 @hookimpl

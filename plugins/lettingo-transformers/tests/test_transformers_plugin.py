@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.resources
 import inspect
 
 import pytest
@@ -25,14 +24,15 @@ def registered():
         yield
 
 
-def test_config_file_matches_the_registered_name_and_constructor():
+def test_settings_match_the_registered_name_and_constructor():
     from lettingo_transformers.backend import TransformersLLM
+    from lettingo_transformers.settings import TransformersSettings
 
-    conf = importlib.resources.files("lettingo_transformers") / "conf" / "llm" / "transformers.yaml"
-    cfg = OmegaConf.create(conf.read_text())
+    cfg = OmegaConf.structured(TransformersSettings)
     assert cfg.name == "transformers"
-    parameters = set(inspect.signature(TransformersLLM.__init__).parameters) - {"self"}
-    assert set(cfg) - {"name"} == parameters
+    signature = inspect.signature(TransformersLLM.__init__).parameters
+    assert set(cfg) - {"name"} == set(signature) - {"self"}
+    assert all(signature[k].default == cfg[k] for k in signature if k != "self")  # one home of the defaults
     assert cfg.model == "smollm2-135m-instruct" and cfg.device == "auto"
 
 
@@ -43,7 +43,7 @@ def test_entry_point_is_installed():
 
 def test_registered_through_lettingo(registered):
     assert "transformers" in plugins.components("llm")
-    assert "pkg://lettingo_transformers/conf" in plugins.config_searchpath()
+    assert plugins.factory("llm", "transformers").Settings.__name__ == "TransformersSettings"
 
 
 def test_context_builds_a_cached_engine(registered, tiny_model):

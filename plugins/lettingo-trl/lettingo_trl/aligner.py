@@ -4,7 +4,7 @@ The output directory is the unit of resumption. ``checkpoints/`` holds TRL check
 training runs (a killed training resumes from the latest); ``DONE.json`` is written last, so its
 presence means the weights, the training log and the model card are complete and a rerun is free.
 
-A method (DPO, SFT, ORPO, SimPO) is a subclass naming its defaults, how a pair becomes a training
+A method (DPO, SFT, ORPO, SimPO) is a subclass naming its settings (lettingo_trl/settings.py), how a pair becomes a training
 example, and which TRL trainer with which config trains on them.
 """
 
@@ -24,30 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from lettingo.cache import digest
 from lettingo.errors import LettingoError
 from lettingo.models import hub_id
+from lettingo.settings import validated, where
 from lettingo.types import AlignedModel, PreferencePair
+from lettingo_trl.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
-
-# Settings every method takes; a method adds its own in ``METHOD_DEFAULTS``.
-COMMON_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 5.0e-5,
-    "epochs": 1,
-    "max_steps": None,  # stop after this many optimizer steps (benchmarks, smoke runs); null: epochs
-    "batch_size": 2,
-    "gradient_accumulation_steps": 1,
-    "max_length": 1024,
-    "gradient_checkpointing": True,  # TRL's default; on a 2-core CPU also faster (benchmarks/alignment.py)
-    # null: full fine-tuning (every weight trains; the output is a whole model directory)
-    "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"},
-    "seed": 0,
-    "logging_steps": 1,
-    "save_steps": 50,
-    "dtype": "float32",
-    "num_processes": 1,
-    "accelerate_config": None,
-    "report_to": "none",  # TRL/transformers loggers: none, tensorboard, trackio, wandb, mlflow, ... or a list
-    "training_args": {},  # any other field of the method's TRL config class (DPOConfig, SFTConfig, ...)
-}
 
 # TRL config fields lettingo sets from its own keys (or must own, for resume): not for training_args
 MANAGED_FIELDS: dict[str, str] = {
@@ -83,17 +64,14 @@ class TRLAligner:
     name = "trl"
     trains = True
     method = "TRL"  # the method's name in the model card
-    METHOD_DEFAULTS: dict[str, Any] = {}
+    Settings: type[TrainerSettings] = TrainerSettings
     config_class = "trl:TrainingArguments"  # module:class of the method's TRL config (training_args' fields)
     method_fields: dict[str, str] = {}  # TRL fields the method sets itself -> the lettingo key that sets them
 
     def __init__(self, cfg: DictConfig | dict | None = None, ctx: Any = None, callbacks: list | None = None):
         """``callbacks``: extra ``transformers.TrainerCallback`` objects (progress bars, loggers)."""
         cfg = OmegaConf.create(cfg or {}) if not isinstance(cfg, DictConfig) else cfg
-        defaults = OmegaConf.create({**COMMON_DEFAULTS, **self.METHOD_DEFAULTS})
-        if cfg.get("lora", "unset") is None:  # full fine-tuning: the LoRA defaults must not fill it in
-            defaults.lora = None
-        self.cfg = OmegaConf.merge(defaults, cfg)
+        self.cfg = validated("aligner", cfg, self.Settings)  # built by hand too: checked and completed here
         self.ctx = ctx
         self.callbacks = list(callbacks or [])
         self._check_training_args()
@@ -109,15 +87,15 @@ class TRLAligner:
 
         module, _, cls_name = self.config_class.partition(":")
         config_cls = getattr(importlib.import_module(module), cls_name)
-        where = f"aligner.training_args (option file lettingo_trl/conf/aligner/{self.name}.yaml)"
+        where_set = f"aligner.training_args ({where(self.Settings)})"
         unknown = sorted(set(extra) - {f.name for f in dataclasses.fields(config_cls)})
         if unknown:
-            raise AlignerInputError(f"{where}: {unknown} are not fields of {cls_name}; see TRL's {cls_name} "
+            raise AlignerInputError(f"{where_set}: {unknown} are not fields of {cls_name}; see TRL's {cls_name} "
                                     "documentation for the fields it takes")
         managed = {**MANAGED_FIELDS, **self.method_fields}
         taken = sorted(k for k in extra if k in managed)
         if taken:
-            raise AlignerInputError(f"{where}: " + "; ".join(f"{k} is set by {managed[k]}" for k in taken))
+            raise AlignerInputError(f"{where_set}: " + "; ".join(f"{k} is set by {managed[k]}" for k in taken))
 
     # -- what a method defines ------------------------------------------------------------------
 

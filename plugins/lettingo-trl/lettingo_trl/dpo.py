@@ -14,6 +14,7 @@ from lettingo_trl.aligner import (  # noqa: F401  (names tests and the launcher 
     DONE_FILE, LAUNCH_FILE, NO_PAIRS_MESSAGE, AlignerInputError, TRLAligner, _conversational_example,
     _latest_checkpoint,
 )
+from lettingo_trl.settings import DPOSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class DPOAligner(TRLAligner):
 
     name = "dpo"
     method = "DPO"
-    METHOD_DEFAULTS = {"beta": 0.1, "loss_type": "sigmoid", "loss_weights": None, "precompute_ref_log_probs": False}
+    Settings = DPOSettings
     config_class = "trl:DPOConfig"
     method_fields = {"beta": "aligner.beta", "loss_type": "aligner.loss_type", "loss_weights": "aligner.loss_weights",
                      "precompute_ref_log_probs": "aligner.precompute_ref_log_probs",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lettingo.hookspecs import hookimpl
 
 from lettingo_trl import __version__  # noqa: F401  (shown by `lettingo plugins`)
+from lettingo_trl.settings import SETTINGS
 
 # name -> (module, class): imported on first use, so `lettingo plugins` stays fast
 ALIGNERS = {
@@ -27,6 +28,7 @@ def _factory(name: str):
         return aligner_class(name)(cfg, ctx)
 
     build.implementation = ":".join(ALIGNERS[name])  # what `lettingo plugins --components` shows
+    build.Settings = SETTINGS[name]  # the option's keys and defaults, without importing TRL
     return build
 
 
@@ -35,7 +37,3 @@ def lettingo_register_aligners(register):
     for name in ALIGNERS:
         register(name, _factory(name))
 
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_trl/conf"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lettingo_trl.aligner import TRLAligner
+from lettingo_trl.settings import ORPOSettings, SimPOSettings
 
 
 class ORPOAligner(TRLAligner):
@@ -16,7 +17,7 @@ class ORPOAligner(TRLAligner):
 
     name = "orpo"
     method = "ORPO"
-    METHOD_DEFAULTS = {"beta": 0.1}  # ORPO's lambda: weight of the odds-ratio term
+    Settings = ORPOSettings
     config_class = "trl.experimental.orpo:ORPOConfig"
     method_fields = {"beta": "aligner.beta"}
 
@@ -33,7 +34,7 @@ class SimPOAligner(TRLAligner):
 
     name = "simpo"
     method = "SimPO"
-    METHOD_DEFAULTS = {"beta": 2.0, "simpo_gamma": 0.5, "cpo_alpha": 0.0}
+    Settings = SimPOSettings
     config_class = "trl.experimental.cpo:CPOConfig"
     method_fields = {"beta": "aligner.beta", "simpo_gamma": "aligner.simpo_gamma", "cpo_alpha": "aligner.cpo_alpha",
                      "loss_type": "lettingo (simpo)"}

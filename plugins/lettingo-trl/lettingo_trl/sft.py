@@ -11,11 +11,13 @@ from typing import Any
 
 from lettingo.types import PreferencePair
 from lettingo_trl.aligner import TRLAligner, _as_text, conversational_prompt
+from lettingo_trl.settings import SFTSettings
 
 
 class SFTAligner(TRLAligner):
     name = "sft"
     method = "SFT"
+    Settings = SFTSettings
     config_class = "trl:SFTConfig"
     method_fields = {"completion_only_loss": "lettingo (the loss is on the profile only)"}
 

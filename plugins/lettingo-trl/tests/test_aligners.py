@@ -91,10 +91,9 @@ def test_every_aligner_option_is_registered_with_its_config():
 
     with plugin_registered(lettingo_trl.plugin, "trl-test"):
         assert {"dpo", "sft", "orpo", "simpo", "none"} <= set(plugins.components("aligner"))
-        searchpath = ",".join(["file://conf", *plugins.config_searchpath()])
-        with initialize(version_base=None, config_path=None):
+        with initialize(version_base=None, config_path=None):  # the options are the aligners' settings
             for name in ("dpo", "sft", "orpo", "simpo", "none"):
-                cfg = compose(overrides=[f"+aligner={name}", f"hydra.searchpath=[{searchpath}]"])
+                cfg = compose(overrides=[f"+aligner={name}"])
                 assert cfg.aligner.name == name
                 aligner = Context().build("aligner", cfg.aligner)
                 assert aligner.name == name
@@ -124,7 +123,7 @@ def test_training_args_and_report_to_reach_trl(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("name, extra, message", [
-    ("dpo", {"warmup_ratioo": 0.1}, r"dpo\.yaml\): \['warmup_ratioo'\] are not fields of DPOConfig"),
+    ("dpo", {"warmup_ratioo": 0.1}, r"DPOSettings\): \['warmup_ratioo'\] are not fields of DPOConfig"),
     ("dpo", {"learning_rate": 1e-3}, r"learning_rate is set by aligner\.learning_rate"),
     ("dpo", {"beta": 0.5}, r"beta is set by aligner\.beta"),
     ("sft", {"rpo_alpha": 0.1}, r"\['rpo_alpha'\] are not fields of SFTConfig"),  # a DPO-only field

@@ -162,10 +162,8 @@ def test_dpo_is_reachable_through_lettingo_with_its_config(tiny_model):
 
     with plugin_registered(lettingo_trl.plugin, "trl-test"):
         assert plugins.components("aligner")["dpo"][1] == "trl-test"
-        searchpath = plugins.config_searchpath()
-        assert "pkg://lettingo_trl/conf" in searchpath
         with initialize(version_base=None, config_path=None):
-            cfg = compose(overrides=["+aligner=dpo", f"hydra.searchpath=[{','.join(searchpath)}]"])
+            cfg = compose(overrides=["+aligner=dpo"])
         assert cfg.aligner.name == "dpo" and cfg.aligner.lora.r == 8 and cfg.aligner.save_steps == 50
         aligner = components.Context().build("aligner", cfg.aligner)
         assert isinstance(aligner, DPOAligner)

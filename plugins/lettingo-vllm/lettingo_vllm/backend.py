@@ -22,18 +22,17 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lettingo.adapters import adapter_digest
-from lettingo.components import component_settings
+from lettingo.settings import defaults, options
 from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args, encode_chat
 from lettingo.models import resolve_model
+from lettingo_vllm.settings import VLLMSettings
 
 log = logging.getLogger("lettingo.vllm")
 
-CONFIG_KEYS = (
-    "model", "dtype", "max_model_len", "max_input_tokens", "tensor_parallel_size", "gpu_memory_utilization",
-    "cpu_kvcache_gb", "enable_lora", "max_lora_rank", "max_loras", "enforce_eager", "seed", "engine_args",
-    "adapter",
-)
+# the engine's options with their defaults (direct construction in notebooks and tests)
+ENGINE_DEFAULTS = {k: v for k, v in defaults(VLLMSettings).items()
+                   if k not in ("name", "model", "max_input_tokens", "adapter")}
 
 
 def on_cpu() -> bool:
@@ -120,16 +119,16 @@ class _Engine:
 class VLLMBackend:
     """A :class:`lettingo.llm.LLM` on vLLM; ``with_adapter`` views share one engine."""
 
-    def __init__(self, model: str = "smollm2-135m-instruct", max_input_tokens: int = 2048,
+    Settings = VLLMSettings
+
+    def __init__(self, model: str = VLLMSettings.model, max_input_tokens: int = VLLMSettings.max_input_tokens,
                  adapter: str | None = None, **settings: Any):
         self.model_name = str(model)
         self.max_input_tokens = int(max_input_tokens)
-        defaults = {
-            "dtype": "auto", "max_model_len": 4096, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.85,
-            "cpu_kvcache_gb": 2, "enable_lora": True, "max_lora_rank": 16, "max_loras": 2, "enforce_eager": None,
-            "seed": 0, "engine_args": {},
-        }
-        self.settings = {**defaults, **settings}
+        unknown = sorted(set(settings) - set(ENGINE_DEFAULTS))
+        if unknown:
+            raise ComponentConfigError(f"llm 'vllm': unknown key(s) {unknown}; other vllm.LLM arguments go under engine_args")
+        self.settings = {**ENGINE_DEFAULTS, **settings}
         if self.max_input_tokens >= int(self.settings["max_model_len"]):
             raise ComponentConfigError(
                 f"llm 'vllm': max_input_tokens ({self.max_input_tokens}) must be below max_model_len "
@@ -140,7 +139,7 @@ class VLLMBackend:
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> "VLLMBackend":
-        return cls(**component_settings(cfg, "llm", CONFIG_KEYS, "other vllm.LLM arguments go under engine_args"))
+        return cls(**options("llm", cfg, VLLMSettings))
 
     # -- the LLM protocol -------------------------------------------------------------------
 

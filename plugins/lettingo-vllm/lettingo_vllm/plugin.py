@@ -1,4 +1,4 @@
-"""Registers the ``vllm`` LLM backend and its config-group option with lettingo.
+"""Registers the ``vllm`` LLM backend and its settings (the `llm` option) with lettingo.
 
 vllm is imported only when an engine is built, so listing plugins stays fast.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from lettingo.hookspecs import hookimpl
 
 from lettingo_vllm import __version__  # noqa: F401  (shown by `lettingo plugins`)
+from lettingo_vllm.settings import VLLMSettings
 
 
 def build_vllm_llm(cfg, ctx):
@@ -16,17 +17,13 @@ def build_vllm_llm(cfg, ctx):
     return VLLMBackend.from_config(cfg)
 
 
+build_vllm_llm.Settings = VLLMSettings  # the option's keys and defaults: llm=vllm
 build_vllm_llm.implementation = "lettingo_vllm.backend:VLLMBackend"  # what `lettingo plugins --components` shows
 
 
 @hookimpl
 def lettingo_register_llms(register):
     register("vllm", build_vllm_llm)
-
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_vllm/conf"]
 
 
 @hookimpl

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.resources
 
 import pytest
 from omegaconf import OmegaConf
@@ -11,13 +10,13 @@ from omegaconf import OmegaConf
 from lettingo import plugins
 
 
-def test_config_file_keys_are_the_backend_keys():
-    from lettingo_vllm.backend import CONFIG_KEYS
+def test_settings_are_the_backend_keys():
+    from lettingo_vllm.backend import ENGINE_DEFAULTS
+    from lettingo_vllm.settings import VLLMSettings
 
-    conf = importlib.resources.files("lettingo_vllm") / "conf" / "llm" / "vllm.yaml"
-    cfg = OmegaConf.create(conf.read_text())
+    cfg = OmegaConf.structured(VLLMSettings)
     assert cfg.name == "vllm"
-    assert set(cfg) - {"name"} == set(CONFIG_KEYS)
+    assert set(cfg) - {"name", "model", "max_input_tokens", "adapter"} == set(ENGINE_DEFAULTS)
 
 
 def test_entry_point_is_installed():
@@ -32,7 +31,7 @@ def test_registered_through_lettingo():
 
     with plugin_registered(lettingo_vllm.plugin, "vllm-test"):
         assert "vllm" in plugins.components("llm")
-        assert "pkg://lettingo_vllm/conf" in plugins.config_searchpath()
+        assert plugins.factory("llm", "vllm").Settings.__name__ == "VLLMSettings"
 
 
 def test_unknown_keys_and_impossible_lengths_are_refused_before_loading():

@@ -1,8 +1,11 @@
 """An example third-party lettingo plugin: the profile as short bullet points.
 
-It registers one prompt component, ``bullets``, and ships its config option in
-``lettingo_bullets/conf/prompt/bullets.yaml`` so that ``lettingo run prompt=bullets`` works.
+It registers one prompt component, ``bullets``. Its ``Settings`` dataclass is its config option:
+lettingo makes it the ``prompt/bullets`` option, so ``lettingo run prompt=bullets prompt.bullets=3``
+works, a misspelt key is refused by name, and the defaults live here only.
 """
+
+from dataclasses import dataclass
 
 from lettingo.hookspecs import hookimpl
 from lettingo.types import SENTIMENT_LABELS  # noqa: F401  (records every plugin can use)
@@ -10,9 +13,17 @@ from lettingo.types import SENTIMENT_LABELS  # noqa: F401  (records every plugin
 __version__ = "0.1.0"
 
 
+@dataclass
+class BulletSettings:
+    name: str = "bullets"
+    bullets: int = 5  # at most this many bullet points
+
+
 class BulletPrompt:
+    Settings = BulletSettings
+
     def __init__(self, cfg, ctx):
-        self.bullets = int(cfg.bullets)
+        self.bullets = cfg.bullets  # checked and completed against BulletSettings before it gets here
 
     def messages(self, task, items):
         # Only the profile window: the recent window and the target are what the profile is judged on.
@@ -29,8 +40,3 @@ class BulletPrompt:
 @hookimpl
 def lettingo_register_prompts(register):
     register("bullets", BulletPrompt)
-
-
-@hookimpl
-def lettingo_config_searchpath():
-    return ["pkg://lettingo_bullets/conf"]
