@@ -13,15 +13,17 @@ from lettingo.ledger import Ledger
 
 
 class Context:
-    """What a component may need from the run: other components, the LLM pool, the cache.
+    """What a component may need from the run: other components (from its plugin registry), the LLM
+    pool, the cache.
 
     LLM engines are pooled by config, so every stage that names the same model shares one engine
     (loading a model is the slowest thing a stage does); ``release_llms`` frees them before training.
     """
 
     def __init__(self, cfg: DictConfig | None = None, run_dir: Path | None = None,
-                 cache: CallCache | None | str = "default"):
+                 cache: CallCache | None | str = "default", registry: plugins.PluginRegistry | None = None):
         self.cfg = cfg if cfg is not None else OmegaConf.create({})
+        self.plugins = registry or plugins.default_registry()  # where components are looked up
         self.run_dir = Path(run_dir) if run_dir else None
         self.cache = CallCache() if cache == "default" else cache  # None: no caching
         self._llms: dict[str, Any] = {}
@@ -32,7 +34,7 @@ class Context:
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
         if "name" not in cfg:
             raise plugins.UnknownComponentError(f"the {kind} config has no 'name' key: {OmegaConf.to_yaml(cfg)}")
-        made_by = plugins.factory(kind, cfg.name)
+        made_by = self.plugins.factory(kind, cfg.name)
         return made_by(settings.validated(kind, cfg, settings.settings_of(made_by)), self)
 
     def llm(self, cfg: DictConfig | dict) -> CachedLLM:

@@ -68,16 +68,27 @@ def validated(kind: str, cfg: DictConfig, settings: type | None) -> DictConfig:
     return node
 
 
+_stored: set[tuple[str, str]] = set()  # the options store_all put in Hydra's ConfigStore
+
+
 def store_all(components: Callable[[str], dict[str, tuple[Callable, str]]], kinds: tuple[str, ...]) -> None:
-    """Every registered component's settings as its config-group option (``group=kind``)."""
+    """Every registered component's settings as its config-group option (``group=kind``); options
+    stored for components no longer registered (another registry's, an unregistered plugin's) go."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    now = {}
     for kind in kinds:
         for name, (factory, _) in components(kind).items():
             settings = settings_of(factory)
             if settings is not None:
-                store.store(group=kind, name=name, node=settings, provider="lettingo")
+                now[(kind, name)] = settings
+    for kind, name in _stored - set(now):
+        store.repo.get(kind, {}).pop(f"{name}.yaml", None)
+    for (kind, name), settings in now.items():
+        store.store(group=kind, name=name, node=settings, provider="lettingo")
+    _stored.clear()
+    _stored.update(now)
 
 
 def defaults(settings: type) -> dict[str, Any]:

@@ -61,6 +61,55 @@ def finished_run(tmp_path_factory, tiny_model):
     return run_dir, cfg, results, recorder
 
 
+# -- behaviour kept across refactors -------------------------------------------------------------------
+GOLDEN = Path(__file__).parent / "fixtures" / "tiny-run-golden.json"
+STAGE_FILES = ["tasks.jsonl", "items.jsonl", "profiles.jsonl", "judgements.jsonl", "pairs.jsonl",
+               "test_profiles.jsonl", "test_judgements.jsonl"]
+
+
+def _rounded(value, digits: int = 6):
+    """Floats to ``digits`` significant digits: what differs between CPUs' BLAS kernels is later."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+def behaviour(run_dir: Path) -> dict:
+    """What a run did, in a form two equal runs share: each stage file's rows (``comparable_rows``,
+    without the model's path, which names a temporary directory) as one digest, and the report's
+    numbers (results.json's methods and paired tests)."""
+    import hashlib
+
+    from lettingo.testing import comparable_rows
+
+    files = {}
+    for name in STAGE_FILES:
+        rows = []
+        for row in comparable_rows(run_dir / name):
+            row.pop("model", None)
+            rows.append(json.dumps(_rounded(row), sort_keys=True))
+        files[name] = {"rows": len(rows), "digest": hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()}
+    results = json.loads((run_dir / "results.json").read_text())
+    return {"files": files, "methods": _rounded(results["methods"]), "paired_tests": _rounded(results["paired_tests"])}
+
+
+def test_a_whole_tiny_run_does_what_it_did_before_the_redesign(finished_run):  # before tests that change the run
+    """Recorded from a whole tiny run before issue 17's redesign (typed settings and later): the same
+    inputs give the same rows in every stage file and the same report numbers. Re-record only on
+    purpose (a change meant to alter behaviour): LETTINGO_RECORD_GOLDEN=1 pytest -k redesign."""
+    now = behaviour(finished_run[0])
+    if os.environ.get("LETTINGO_RECORD_GOLDEN"):
+        GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    changed = [name for name in STAGE_FILES if now["files"][name] != golden["files"][name]]
+    assert not changed, f"stage files whose rows changed: {changed}"
+    assert now["methods"] == golden["methods"] and now["paired_tests"] == golden["paired_tests"]
+
+
 def test_whole_pipeline_writes_every_artifact(finished_run):
     run_dir, cfg, results, _ = finished_run
     for name in ARTIFACTS:
@@ -214,51 +263,3 @@ def test_kill_mid_explore_then_resume_gives_the_same_rows(tmp_path, tiny_model):
     assert len(resumed) == 60 and len(set((t, s) for t, s, _ in resumed)) == 60  # none lost or doubled
     assert resumed == _explore_rows(clean)
 
-
-# -- behaviour kept across refactors -------------------------------------------------------------------
-GOLDEN = Path(__file__).parent / "fixtures" / "tiny-run-golden.json"
-STAGE_FILES = ["tasks.jsonl", "items.jsonl", "profiles.jsonl", "judgements.jsonl", "pairs.jsonl",
-               "test_profiles.jsonl", "test_judgements.jsonl"]
-
-
-def _rounded(value, digits: int = 6):
-    """Floats to ``digits`` significant digits: what differs between CPUs' BLAS kernels is later."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v, digits) for v in value]
-    return value
-
-
-def behaviour(run_dir: Path) -> dict:
-    """What a run did, in a form two equal runs share: each stage file's rows (``comparable_rows``,
-    without the model's path, which names a temporary directory) as one digest, and the report's
-    numbers (results.json's methods and paired tests)."""
-    import hashlib
-
-    from lettingo.testing import comparable_rows
-
-    files = {}
-    for name in STAGE_FILES:
-        rows = []
-        for row in comparable_rows(run_dir / name):
-            row.pop("model", None)
-            rows.append(json.dumps(_rounded(row), sort_keys=True))
-        files[name] = {"rows": len(rows), "digest": hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()}
-    results = json.loads((run_dir / "results.json").read_text())
-    return {"files": files, "methods": _rounded(results["methods"]), "paired_tests": _rounded(results["paired_tests"])}
-
-
-def test_a_whole_tiny_run_does_what_it_did_before_the_redesign(finished_run):
-    """Recorded from a whole tiny run before issue 17's redesign (typed settings and later): the same
-    inputs give the same rows in every stage file and the same report numbers. Re-record only on
-    purpose (a change meant to alter behaviour): LETTINGO_RECORD_GOLDEN=1 pytest -k redesign."""
-    now = behaviour(finished_run[0])
-    if os.environ.get("LETTINGO_RECORD_GOLDEN"):
-        GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
-    golden = json.loads(GOLDEN.read_text())
-    changed = [name for name in STAGE_FILES if now["files"][name] != golden["files"][name]]
-    assert not changed, f"stage files whose rows changed: {changed}"
-    assert now["methods"] == golden["methods"] and now["paired_tests"] == golden["paired_tests"]

@@ -325,3 +325,45 @@ def test_a_wrong_type_is_refused_when_composing_and_when_building():
         Context(cache=None).build("recommender", {"name": "embedding_ranker", "profile_weight": "high"})
     built = Context(cache=None).build("recommender", {"name": "embedding_ranker"})  # missing keys: the defaults
     assert built.profile_weight == 0.3 and built.batch_size == 64
+
+
+def test_an_isolated_registry_has_its_own_plugins_and_leaves_the_process_default_untouched(installed_plugins):
+    """A plugin manager made by a factory, owned by the API and Context: a notebook's own registry
+    composes and builds its components; the process's default registry never sees them."""
+    from dataclasses import dataclass
+
+    from lettingo.errors import ComponentConfigError
+
+    @dataclass
+    class WhisperSettings:
+        name: str = "whisper"
+        volume: int = 1
+
+    class WhisperPrompt:
+        Settings = WhisperSettings
+
+        def __init__(self, cfg, ctx):
+            self.volume = cfg.volume
+
+        def messages(self, task, items):
+            return [{"role": "user", "content": "quietly" * self.volume}]
+
+    class WhisperPlugin:
+        @hookimpl
+        def lettingo_register_prompts(self, register):
+            register("whisper", WhisperPrompt)
+
+    mine = plugins.make_registry(only=["transformers", "trl"])  # the default config needs llm + aligner
+    mine.register_plugin(WhisperPlugin(), "whisper-plugin")
+    cfg = api.compose(["prompt=whisper", "prompt.volume=3"], registry=mine)
+    assert OmegaConf.to_container(cfg.prompt) == {"name": "whisper", "volume": 3}
+    assert Context(cfg, cache=None, registry=mine).build("prompt", cfg.prompt).volume == 3
+    with pytest.raises(ComponentConfigError, match=r"WhisperSettings\): unknown key\(s\) \['volum'\]"):
+        Context(cache=None, registry=mine).build("prompt", {"name": "whisper", "volum": 2})
+
+    assert "whisper" not in plugins.components("prompt")  # the default registry never saw it
+    with pytest.raises(plugins.UnknownComponentError, match="whisper"):
+        Context(cfg, cache=None).build("prompt", cfg.prompt)
+    with pytest.raises(Exception, match="whisper"):  # nor do the default registry's config groups
+        api.compose(["prompt=whisper"])
+    assert api.compose([]).prompt.name == "lettingo"

@@ -14,6 +14,7 @@ class LettingoSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         from lettingo import plugins, settings
 
-        settings.store_all(plugins.components, plugins.KINDS)
-        for entry in plugins.config_searchpath():
+        registry = plugins.active_registry()
+        settings.store_all(registry.components, plugins.KINDS)
+        for entry in registry.config_searchpath():
             search_path.append(provider="lettingo-plugin", path=entry)

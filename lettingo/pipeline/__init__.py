@@ -38,19 +38,22 @@ def stage_fingerprints(cfg: DictConfig) -> dict[str, tuple[str, dict[str, Any]]]
     return out
 
 
-def check_components(cfg: DictConfig) -> None:
+def check_components(cfg: DictConfig, registry: plugins.PluginRegistry) -> None:
     """Fail before any work when a configured component is not registered (a typo, a missing plugin)."""
     for kind in plugins.KINDS:
         if kind in cfg:
-            plugins.factory(kind, cfg[kind].name)
+            registry.factory(kind, cfg[kind].name)
     if "llm" in cfg.get("recommender", {}):
-        plugins.factory("llm", cfg.recommender.llm.name)
+        registry.factory("llm", cfg.recommender.llm.name)
 
 
-def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None = None) -> dict[str, Any]:
+def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None = None,
+                 registry: plugins.PluginRegistry | None = None) -> dict[str, Any]:
     """Run (or resume) the stages in ``run_dir``; returns the results dict of the report stage
-    (a sharded job: ``{"shard": ...}`` saying what it did and where it stopped)."""
-    check_components(cfg)
+    (a sharded job: ``{"shard": ...}`` saying what it did and where it stopped). Components come
+    from ``registry`` (default: the process's)."""
+    registry = registry or plugins.default_registry()
+    check_components(cfg, registry)
     store = RunStore(run_dir)
     shard = Shard.of(cfg)
     store.lock(f".lock.{shard.label}" if shard.sharded else ".lock")
@@ -58,7 +61,7 @@ def run_pipeline(cfg: DictConfig, run_dir: str | Path, stages: list[str] | None 
         # A whole run skips stages already done with these inputs (their summaries stay as
         # recorded); stages named explicitly run again, finding their finished units in place.
         selected = [stage(name) for name in stages] if stages else list(STAGES)
-        return _run_locked(cfg, store, selected, skip_done=stages is None)
+        return _run_locked(cfg, store, selected, registry, skip_done=stages is None)
     finally:
         store.unlock()
 
@@ -81,12 +84,13 @@ def merge_shards(cfg: DictConfig, run_dir: str | Path) -> dict[str, dict[str, in
         store.unlock()
 
 
-def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], skip_done: bool = False) -> dict[str, Any]:
+def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry: plugins.PluginRegistry,
+                skip_done: bool = False) -> dict[str, Any]:
     shard = Shard.of(cfg)
     cfg_container = scrub_urls(OmegaConf.to_container(cfg, resolve=True))
     cfg_container.pop("shard", None)  # the run's config: one for all its shards (resume runs unsharded)
     cache = CallCache(cfg.cache.path) if cfg.cache.enabled else None
-    ctx = Context(cfg, store.dir, cache)
+    ctx = Context(cfg, store.dir, cache, registry)
     fingerprints = stage_fingerprints(cfg)
     restart = cfg.get("resume", "refuse") == "restart"
     results: dict[str, Any] = {}
@@ -149,7 +153,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], skip_done
     if shard.sharded:
         return {"shard": shard.label, "done": shard_done, "stopped_before": None}
     if STAGES[-1] in stages and not dry_run:  # the last stage ran: the run is finished
-        plugins.broadcast("lettingo_run_finished", run_dir=store.dir, metrics=results)
+        registry.broadcast("lettingo_run_finished", run_dir=store.dir, metrics=results)
     return results
 
 
@@ -157,7 +161,7 @@ def _run_stage(ctx: Context, store: RunStore, each: Stage, key: str, fingerprint
                inputs: dict[str, Any]) -> dict[str, Any] | None:
     """Run one stage (or one shard's part of it), recording it in the manifest; the results a stage
     hands back (the report stage's ``results``) are returned, not recorded."""
-    plugins.broadcast("lettingo_stage_started", stage=each.name, run_dir=store.dir)
+    ctx.plugins.broadcast("lettingo_stage_started", stage=each.name, run_dir=store.dir)
     store.mark_stage(key, fingerprint, inputs, "running")
     started, rows_before = time.time(), len(ctx.ledger.rows)
     ctx.ledger.stage = each.name
@@ -168,5 +172,5 @@ def _run_stage(ctx: Context, store: RunStore, each: Stage, key: str, fingerprint
         summary["llm_usage"] = usage
     results = summary.pop("results", None)
     store.mark_stage(key, fingerprint, inputs, "done", summary)
-    plugins.broadcast("lettingo_stage_finished", stage=each.name, run_dir=store.dir, summary=summary)
+    ctx.plugins.broadcast("lettingo_stage_finished", stage=each.name, run_dir=store.dir, summary=summary)
     return results

@@ -13,7 +13,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from lettingo import plugins
 from lettingo.pipeline.explore import explore_generators, sampling_params
 from lettingo.run_data import evaluated_split, load_items, load_tasks
 from lettingo.types import UserTask
@@ -42,7 +41,7 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
             suffix: str = "") -> None:
         rows.append({"stage": stage, "model": _label(llm_cfg) + suffix, "requests": requests,
                      "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "cost_usd": _cost(llm_cfg, prompt_tokens, completion_tokens)})
+                     "cost_usd": _cost(ctx, llm_cfg, prompt_tokens, completion_tokens)})
 
     # profiles are written once per user (primary tasks) and judged on each of the user's targets
     writers, test_writers = ([t for t in split if t.profile_task is None] for split in (train, test))
@@ -90,8 +89,8 @@ def _label(llm_cfg) -> str:
     return f"{llm_cfg.name}:{llm_cfg.get('model', '?')}"
 
 
-def _cost(llm_cfg, prompt_tokens: int, completion_tokens: int) -> float | None:
-    price = plugins.llm_price(OmegaConf.to_container(llm_cfg, resolve=True))
+def _cost(ctx, llm_cfg, prompt_tokens: int, completion_tokens: int) -> float | None:
+    price = ctx.plugins.llm_price(OmegaConf.to_container(llm_cfg, resolve=True))
     if price is None:
         return None
     return prompt_tokens * price[0] + completion_tokens * price[1]
