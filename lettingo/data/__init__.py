@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lettingo.data.prepared import DatasetBuilder, InteractionData, cached_dataset
 from lettingo.errors import DatasetError
+from lettingo.labels import DEFAULT_DISLIKE_MAX, DEFAULT_LIKE_MIN
 from lettingo.settings import validated
 
 
@@ -28,8 +29,8 @@ class DatasetSettings:
     path: Optional[str] = None
     # Label thresholds: like if rating >= like_min, dislike if rating <= dislike_max, neutral in between
     # (the paper: 3 stars is neutral). Set them for your dataset's rating scale.
-    like_min: float = 4
-    dislike_max: float = 2
+    like_min: float = DEFAULT_LIKE_MIN
+    dislike_max: float = DEFAULT_DISLIKE_MAX
     # Ratings outside this range are bad records; llm_rating predicts on it. null: the loader's default.
     rating_scale: Optional[List[float]] = field(default_factory=lambda: [1, 5])
     # A single bad record (a malformed line, a rating outside the scale, a rating of an item without
