@@ -48,7 +48,10 @@ def validated(kind: str, cfg: DictConfig, settings: type | None) -> DictConfig:
     against the config ``cfg`` came from); unchanged when the component has no settings."""
     if settings is None:
         return cfg
-    given = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        given = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # an interpolation this node cannot resolve on its own
+        raise _refused(kind, cfg.get("name", "?"), settings, exc) from None
     name = given.get("name", "?")
     known = [f.name for f in dataclasses.fields(settings)]
     unknown = sorted(set(given) - set(known))
@@ -60,12 +63,23 @@ def validated(kind: str, cfg: DictConfig, settings: type | None) -> DictConfig:
             + (f"; {settings.unknown_key_hint}" if getattr(settings, "unknown_key_hint", "") else ""))
     try:
         node = OmegaConf.merge(OmegaConf.structured(settings), given)
+        pointing = [k for k in node if k not in given and OmegaConf.is_interpolation(node, k)]
+        if pointing:  # a default such as `llm: ${llm}` needs the whole config around the node
+            raise ComponentConfigError(
+                f"{kind} {name!r} ({where(settings)}): set {', '.join(pointing)}; the default "
+                f"({', '.join(str(OmegaConf.to_container(node)[k]) for k in pointing)}) refers to the run's config, "
+                "which a node built on its own does not have")
         OmegaConf.resolve(node)
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or ""
-        reason = str(exc).splitlines()[0]
-        raise ComponentConfigError(f"{kind} {name!r} ({where(settings)}){': ' + key if key else ''}: {reason}") from None
+        raise _refused(kind, name, settings, exc) from None
     return node
+
+
+def _refused(kind: str, name: str, settings: type, exc: OmegaConfBaseException) -> ComponentConfigError:
+    """A wrong type or an unresolvable value, named by its key."""
+    key = getattr(exc, "full_key", None)
+    reason = str(exc).splitlines()[0]
+    return ComponentConfigError(f"{kind} {name!r} ({where(settings)}): {key + ': ' if key else ''}{reason}")
 
 
 _stored: set[tuple[str, str]] = set()  # the options store_all put in Hydra's ConfigStore

@@ -325,6 +325,9 @@ def test_a_wrong_type_is_refused_when_composing_and_when_building():
         Context(cache=None).build("recommender", {"name": "embedding_ranker", "profile_weight": "high"})
     built = Context(cache=None).build("recommender", {"name": "embedding_ranker"})  # missing keys: the defaults
     assert built.profile_weight == 0.3 and built.batch_size == 64
+    # a default that points into the whole config (`llm: ${llm}`) cannot fill a node built on its own
+    with pytest.raises(ComponentConfigError, match=r"LLMRankerSettings\): set llm; the default \(\$\{llm\}\)"):
+        Context(cache=None).build("recommender", {"name": "llm_ranker"})
 
 
 def test_an_isolated_registry_has_its_own_plugins_and_leaves_the_process_default_untouched(installed_plugins):
