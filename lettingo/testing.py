@@ -78,6 +78,18 @@ def plugin_registered(plugin, name: str):
             plugins.register_plugin(plugin, previous)
 
 
+def rounded(value, digits: int = 7):
+    """Floats (in nested dicts and lists) to ``digits`` significant digits: what differs between CPUs'
+    BLAS kernels (AVX2 and AVX-512 sentence embeddings, from about the ninth digit) drops out."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def comparable_rows(path) -> list[dict]:
     """A stage file's rows without what two equal runs may differ in: wall-clock latency, and the
     sixth decimal of embedding similarities (sentence-transformers batches users differently)."""

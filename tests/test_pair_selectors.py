@@ -1,7 +1,6 @@
-"""Built-in pair selectors: correct_vs_incorrect (the paper), best_vs_worst and margin; caps and length balance."""
+"""Built-in pair selectors (correct_vs_incorrect, best_vs_worst, margin, between_writers), caps, length balance."""
 
 from __future__ import annotations
-
 
 import pytest
 from omegaconf import OmegaConf
@@ -163,3 +162,26 @@ def test_pairs_across_generators_use_the_shared_prompt():
     pairs = select("correct_vs_incorrect", rows)
     assert ids(pairs) == [("m/model-a/lettingo/0", "m/model-b/lettingo/0")]
     assert pairs[0].prompt_messages == [{"role": "user", "content": "Describe user m."}]
+
+
+def test_between_writers_pairs_the_best_profile_with_another_writers_worst():
+    rows = [
+        judged("a", 0, "Own prompt, best.", True, 0.9, generator="lettingo"),
+        judged("a", 1, "Own prompt, worst.", False, 0.1, generator="lettingo"),
+        judged("a", 0, "PALR way, good.", True, 0.6, generator="palr"),
+        judged("a", 1, "PALR way, poor.", False, 0.3, generator="palr"),
+        judged("b", 0, "Own prompt.", False, 0.2, generator="lettingo"),
+        judged("b", 0, "PALR way.", True, 0.7, generator="palr"),
+        judged("c", 0, "One writer only.", True, 0.8, generator="lettingo"),
+        judged("c", 1, "One writer only, worse.", False, 0.1, generator="lettingo"),
+        judged("d", 0, "Tie.", True, 0.5, generator="lettingo"),
+        judged("d", 0, "Tie too.", True, 0.5, generator="palr"),
+    ]
+    pairs = select("between_writers", rows)
+    # a: best (lettingo) against palr's worst, not against lettingo's own worst; b: palr wins;
+    # c: one writer, no pair; d: a tie, no pair
+    assert ids(pairs) == [("a/lettingo/lettingo/0", "a/palr/lettingo/1"), ("b/palr/lettingo/0", "b/lettingo/lettingo/0")]
+    assert [p.margin for p in pairs] == pytest.approx([0.6, 0.5])
+    assert ids(select("between_writers", rows, min_margin=0.55)) == [("a/lettingo/lettingo/0", "a/palr/lettingo/1")]
+    with pytest.raises(ValueError, match="min_margin"):
+        select("between_writers", rows, min_margin=-0.1)

@@ -67,34 +67,23 @@ STAGE_FILES = ["tasks.jsonl", "items.jsonl", "profiles.jsonl", "judgements.jsonl
                "test_profiles.jsonl", "test_judgements.jsonl"]
 
 
-def _rounded(value, digits: int = 6):
-    """Floats to ``digits`` significant digits: what differs between CPUs' BLAS kernels is later."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v, digits) for v in value]
-    return value
-
-
 def behaviour(run_dir: Path) -> dict:
     """What a run did, in a form two equal runs share: each stage file's rows (``comparable_rows``,
     without the model's path, which names a temporary directory) as one digest, and the report's
     numbers (results.json's methods and paired tests)."""
     import hashlib
 
-    from lettingo.testing import comparable_rows
+    from lettingo.testing import comparable_rows, rounded
 
     files = {}
     for name in STAGE_FILES:
         rows = []
         for row in comparable_rows(run_dir / name):
             row.pop("model", None)
-            rows.append(json.dumps(_rounded(row), sort_keys=True))
+            rows.append(json.dumps(rounded(row, 6), sort_keys=True))
         files[name] = {"rows": len(rows), "digest": hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()}
     results = json.loads((run_dir / "results.json").read_text())
-    return {"files": files, "methods": _rounded(results["methods"]), "paired_tests": _rounded(results["paired_tests"])}
+    return {"files": files, "methods": rounded(results["methods"], 6), "paired_tests": rounded(results["paired_tests"], 6)}
 
 
 def test_a_whole_tiny_run_does_what_it_did_before_the_redesign(finished_run):  # before tests that change the run

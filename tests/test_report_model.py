@@ -23,6 +23,7 @@ from lettingo.reporting.markdown import render_markdown
 from lettingo.reporting.model import build_report
 from lettingo.reporting.naming import method_of
 from lettingo.store import RunStore, read_jsonl
+from lettingo.testing import rounded
 from lettingo.types import Judgement
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,23 +48,12 @@ def golden_run(tmp_path_factory):
     return run_dir, build_report(*_context(run_dir))
 
 
-def _rounded(value, digits: int = 7):
-    """Floats to ``digits`` significant digits: sentence embeddings (sample diversity) differ in the
-    ninth digit between CPUs (AVX2 and AVX-512 BLAS kernels); everything else compares exactly."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, dict):
-        return {k: _rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v, digits) for v in value]
-    return value
-
 
 def test_report_stage_reproduces_the_golden_results_and_markdown(golden_run):
     run_dir, _ = golden_run
     written = json.loads((run_dir / "results.json").read_text(encoding="utf-8").replace(str(run_dir), "<run>"))
     golden = json.loads((GOLDEN / "results.json").read_text(encoding="utf-8"))
-    assert _rounded(written) == _rounded(golden), "results.json differs from the golden one"
+    assert rounded(written) == rounded(golden), "results.json differs from the golden one"
     written_md = (run_dir / "report.md").read_text(encoding="utf-8").replace(str(run_dir), "<run>")
     assert written_md == (GOLDEN / "report.md").read_text(encoding="utf-8"), "report.md differs from the golden one"
 
