@@ -204,6 +204,7 @@ def test_plugins_price_their_models_for_dry_runs():
 
     with plugin_registered(HousePricing(), "house-pricing"):
         assert plugins.llm_price({"name": "house", "model": "m"}) == (1e-6, 2e-6)
-        assert _cost(OmegaConf.create({"name": "house"}), 1000, 500) == pytest.approx(2e-3)
+        ctx = Context(cache=None)  # prices come from the context's plugin registry
+        assert _cost(ctx, OmegaConf.create({"name": "house"}), 1000, 500) == pytest.approx(2e-3)
     assert plugins.llm_price({"name": "transformers", "model": "x"}) == (0.0, 0.0)  # a local backend
     assert plugins.llm_price({"name": "house"}) is None  # nobody prices it any more
