@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from lettingo.labels import DEFAULT_DISLIKE_MAX, DEFAULT_LIKE_MIN
 from lettingo.prompts.history import format_interactions, sentiment_thresholds
 from lettingo.types import Item, UserTask
 
@@ -51,8 +52,8 @@ class LettinGoPrompt:
         name: str = PromptSettings.name,
         system: str | None = None,
         max_items: int | None = None,
-        like_min: float = 4.0,
-        dislike_max: float = 2.0,
+        like_min: float = DEFAULT_LIKE_MIN,
+        dislike_max: float = DEFAULT_DISLIKE_MAX,
         review_chars: int = PromptSettings.review_chars,
     ):
         if max_items is not None and max_items < 1:

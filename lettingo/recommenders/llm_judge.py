@@ -38,6 +38,7 @@ class LLMJudgeSettings:
                                   #   backend sets supports_logprobs = False
     max_new_tokens: int = 8       # reply length in text mode
 
+
 def normalise(logprobs: dict[str, float], labels: Sequence[str]) -> dict[str, float] | None:
     """Softmax over the labels' log-probabilities; None when no label has any probability."""
     values = [float(logprobs[label]) for label in labels]
