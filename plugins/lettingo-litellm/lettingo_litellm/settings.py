@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, ClassVar, Dict, Optional
 
 from omegaconf import MISSING
 
@@ -11,6 +11,9 @@ from omegaconf import MISSING
 @dataclass
 class LiteLLMSettings:
     """Any API model through LiteLLM (plugin distribution lettingo-litellm)."""
+
+    unknown_key_hint: ClassVar[str] = ("an API key never goes in config (configs are saved with runs): put it in an "
+                                       "environment variable and name that variable in api_key_env")
 
     name: str = "litellm"
     # a LiteLLM model string: gpt-4o-mini, anthropic/claude-3-5-haiku-latest, openai/<served-name> with

@@ -66,3 +66,15 @@ def test_adapters_are_refused_with_advice():
         llm.with_adapter("/some/adapter")
     assert llm.with_adapter(None) is llm
     llm.close()
+
+
+def test_a_key_in_a_config_node_built_by_lettingo_is_refused_with_advice_and_never_shown():
+    from lettingo.components import Context
+    from lettingo.errors import ComponentConfigError
+    from lettingo.testing import plugin_registered
+    import lettingo_litellm.plugin
+
+    with plugin_registered(lettingo_litellm.plugin, "litellm-test"):
+        with pytest.raises(ComponentConfigError, match=r"\['api_key'\].*api_key_env") as refused:
+            Context(cache=None).build("llm", {"name": "litellm", "model": "gpt-4o-mini", "api_key": "sk-abc"})
+    assert "sk-abc" not in str(refused.value)

@@ -22,10 +22,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lettingo.adapters import adapter_digest
-from lettingo.settings import defaults, options
 from lettingo.errors import ComponentConfigError
 from lettingo.llm import Generation, Messages, SamplingParams, check_generate_args, encode_chat
 from lettingo.models import resolve_model
+from lettingo.settings import defaults, options
 from lettingo_vllm.settings import VLLMSettings
 
 log = logging.getLogger("lettingo.vllm")
