@@ -30,7 +30,13 @@ class BestVsWorst(PairSelector):
 
     def candidates(self, task, group):  # members sorted by id: ties stable
         best = max(group, key=lambda m: m.score)
-        worst = min(group, key=lambda m: m.score)
+        return self.pair_with_worst(best, group)
+
+    def pair_with_worst(self, best, rejectable):
+        """``best`` against the lowest-scoring of ``rejectable``, if it clears ``min_margin``."""
+        if not rejectable:
+            return []
+        worst = min(rejectable, key=lambda m: m.score)
         margin = best.score - worst.score
         if margin <= 0 or margin < self.min_margin:
             return []  # exact ties never make a pair, whatever min_margin says

@@ -12,33 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lettingo.pair_selectors.selection import PairSelector, SelectionSettings
+from lettingo.pair_selectors.best_vs_worst import BestVsWorst, BestVsWorstSettings
 
 
 @dataclass
-class BetweenWritersSettings(SelectionSettings):
+class BetweenWritersSettings(BestVsWorstSettings):
     """Best profile against the worst profile of another writer (explore.generators), per task."""
 
     name: str = "between_writers"
-    min_margin: float = 0.0  # minimum score difference; exact ties never pair
 
 
-class BetweenWriters(PairSelector):
+class BetweenWriters(BestVsWorst):
+    """``best_vs_worst`` with the rejected side drawn from the other writers' profiles only."""
+
     Settings = BetweenWritersSettings
-
-    def __init__(self, name: str | None = None, min_margin: float = BetweenWritersSettings.min_margin, **options):
-        super().__init__(name, **options)
-        if min_margin < 0:
-            raise ValueError(f"pair selector {self.name!r}: min_margin must be >= 0, got {min_margin}")
-        self.min_margin = float(min_margin)
 
     def candidates(self, task, group):  # members sorted by id: ties stable
         best = max(group, key=lambda m: m.score)
-        others = [m for m in group if m.profile.generator != best.profile.generator]
-        if not others:
-            return []
-        worst = min(others, key=lambda m: m.score)
-        margin = best.score - worst.score
-        if margin <= 0 or margin < self.min_margin:
-            return []
-        return [(best, worst)]
+        return self.pair_with_worst(best, [m for m in group if m.profile.generator != best.profile.generator])
