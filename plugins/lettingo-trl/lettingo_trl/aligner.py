@@ -4,8 +4,8 @@ The output directory is the unit of resumption. ``checkpoints/`` holds TRL check
 training runs (a killed training resumes from the latest); ``DONE.json`` is written last, so its
 presence means the weights, the training log and the model card are complete and a rerun is free.
 
-A method (DPO, SFT, ORPO, SimPO) is a subclass naming its settings (lettingo_trl/settings.py), how a pair becomes a training
-example, and which TRL trainer with which config trains on them.
+A method (DPO, SFT, ORPO, SimPO) is a subclass naming its settings (lettingo_trl/settings.py), how a
+pair becomes a training example, and which TRL trainer with which config trains on them.
 """
 
 from __future__ import annotations

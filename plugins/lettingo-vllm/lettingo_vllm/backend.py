@@ -127,7 +127,7 @@ class VLLMBackend:
         self.max_input_tokens = int(max_input_tokens)
         unknown = sorted(set(settings) - set(ENGINE_DEFAULTS))
         if unknown:
-            raise ComponentConfigError(f"llm 'vllm': unknown key(s) {unknown}; other vllm.LLM arguments go under engine_args")
+            raise ComponentConfigError(f"llm 'vllm': unknown key(s) {unknown}; {VLLMSettings.unknown_key_hint}")
         self.settings = {**ENGINE_DEFAULTS, **settings}
         if self.max_input_tokens >= int(self.settings["max_model_len"]):
             raise ComponentConfigError(
