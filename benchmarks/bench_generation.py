@@ -32,13 +32,14 @@ def profile_prompts(count: int) -> list[list[dict[str, str]]]:
 
     from lettingo.data.movielens import MovieLens
     from lettingo.prompts.lettingo import LettinGoPrompt
+    from lettingo.run_data import RunData
     from lettingo.types import Interaction, UserTask
 
     data = MovieLens(OmegaConf.create({"path": None, "like_min": 4, "dislike_max": 2})).load()
-    prompt = LettinGoPrompt(like_min=4, dislike_max=2)
+    prompt = LettinGoPrompt()
     frame = data.interactions().astype({"user_id": str, "item_id": str}).sort_values(["user_id", "timestamp"],
                                                                                    kind="stable")
-    items = data.items()
+    run_data = RunData(data.items(), like_min=4, dislike_max=2)
     prompts = []
     for user_id, rows in frame.groupby("user_id", sort=True):
         window = 8 + len(prompts) % 7
@@ -53,7 +54,7 @@ def profile_prompts(count: int) -> list[list[dict[str, str]]]:
             profile_window=interactions[:-1], recent_window=[], target=interactions[-1],
             label="like", candidates=[], candidate_seed=0,
         )
-        prompts.append(prompt.messages(task, items))
+        prompts.append(prompt.messages(task, run_data))
         if len(prompts) == count:
             break
     return prompts

@@ -28,6 +28,7 @@ from lettingo.components import Context
 from lettingo.data.protocol import build_tasks
 from lettingo.metrics import ndcg_at_k
 from lettingo.prompts.baselines import RawHistoryPrompt
+from lettingo.run_data import RunData
 from lettingo.types import Profile
 
 
@@ -39,32 +40,32 @@ def paired_interval(diff: np.ndarray, n_resamples: int = 1000, seed: int = 0) ->
 
 def main(overrides: list[str]) -> None:
     cfg = api.compose(overrides)
-    ctx = Context(cfg, None, cache=None)
-    data = ctx.build("dataset", cfg.dataset).load()
+    ctx = Context(None, cache=None)
+    dataset = ctx.build("dataset", cfg.dataset)
+    data = dataset.load()
     tasks, _ = build_tasks(data, cfg.protocol, cfg.dataset)
     users = [t for t in tasks if t.split == "validation"]
     if not users:
         sys.exit("no validation users: set protocol.validation_users (tune there, never on test users)")
     used = {i.item_id for t in users for i in t.profile_window + t.recent_window} | {
         c for t in users for c in t.candidates}
-    ctx.items = data.items(used)
-    like_min = float(cfg.dataset.get("like_min", 4))
+    run_data = RunData.of(data.items(used), cfg.dataset, dataset=dataset)
     raw = RawHistoryPrompt()
     texts = {
-        "raw_history": [raw.profile_text(t, ctx.items) for t in users],
-        "liked_items": ["Liked items: " + "; ".join(ctx.items[i.item_id].describe()
-                                                    for i in t.profile_window if i.rating >= like_min)
+        "raw_history": [raw.profile_text(t, run_data) for t in users],
+        "liked_items": ["Liked items: " + "; ".join(run_data.items[i.item_id].describe()
+                                                    for i in t.profile_window if i.rating >= run_data.like_min)
                         for t in users],
     }
     ranker = ctx.build("recommender", cfg.recommender)
-    none = np.array([j.score for j in ranker.judge(users, [None] * len(users))])
+    none = np.array([j.score for j in ranker.judge(users, [None] * len(users), run_data)])
     counts = data.interactions()["item_id"].astype(str).value_counts()
     popularity = np.array([ndcg_at_k(sorted(t.candidates, key=lambda c: -counts.get(c, 0)).index(
         t.target.item_id) + 1, 10) for t in users])
     rows = [("10H (no profile)", none), ("popularity", popularity)]
     for kind, kind_texts in texts.items():
         profiles = [Profile(t.task_id, kind, kind, 0, text, []) for t, text in zip(users, kind_texts)]
-        rows.append((kind, np.array([j.score for j in ranker.judge(users, profiles)])))
+        rows.append((kind, np.array([j.score for j in ranker.judge(users, profiles, run_data)])))
     for name, scores in rows:
         print(json.dumps({"row": name, "users": len(users), "ndcg@10": round(float(scores.mean()), 4),
                           "minus_10H": round(float((scores - none).mean()), 4),

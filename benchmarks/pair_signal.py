@@ -53,6 +53,7 @@ from lettingo.llm import SamplingParams
 from lettingo.metrics import bootstrap_ci
 from lettingo.pipeline.explore import task_seed
 from lettingo.prompts.baselines import RawHistoryPrompt
+from lettingo.run_data import RunData
 from lettingo.targets import targets_of
 from lettingo.types import Profile
 
@@ -115,17 +116,19 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides, as for `lettingo run`")
     args = parser.parse_args()
     cfg = api.compose([*args.overrides, f"protocol.targets_per_user={args.targets}"])
-    ctx = Context(cfg, None)
-    data = ctx.build("dataset", cfg.dataset).load()
+    ctx = Context(None)  # the default call cache: reruns reuse the generations
+    dataset = ctx.build("dataset", cfg.dataset)
+    data = dataset.load()
     tasks, _ = build_tasks(data, cfg.protocol, cfg.dataset)
     groups = [g for g in targets_of({t.task_id: t for t in tasks}).values() if g[0].split == "validation"]
     groups = groups[: args.users]
     if not groups:
         sys.exit("no validation users: set protocol.validation_users (tune there, never on test users)")
     users = [group[0] for group in groups]  # primary tasks: one profile window before every target
-    ctx.items = data.items({i.item_id for group in groups for t in group
-                            for i in t.profile_window + t.recent_window} |
-                           {c for group in groups for t in group for c in t.candidates})
+    run_data = RunData.of(data.items({i.item_id for group in groups for t in group
+                                      for i in t.profile_window + t.recent_window} |
+                                     {c for group in groups for t in group for c in t.candidates}),
+                          cfg.dataset, dataset=dataset)
 
     llm = ctx.llm(cfg.llm)
     ranker = ctx.build("recommender", cfg.recommender)
@@ -134,12 +137,13 @@ def main() -> None:
     def judged(make_profile) -> np.ndarray:
         """(users, targets) scores of one profile per user, judged on each of the user's targets."""
         return np.stack([[j.score for j in ranker.judge([g[t] for g in groups],
-                                                         [make_profile(u, g[t]) for u, g in enumerate(groups)])]
+                                                         [make_profile(u, g[t]) for u, g in enumerate(groups)],
+                                                         run_data)]
                          for t in range(k)], axis=1)
 
     none = judged(lambda u, task: None)
     raw = RawHistoryPrompt()
-    raw_scores = judged(lambda u, task: Profile(task.task_id, "raw", "raw", 0, raw.profile_text(users[u], ctx.items), []))
+    raw_scores = judged(lambda u, task: Profile(task.task_id, "raw", "raw", 0, raw.profile_text(users[u], run_data), []))
     results = []
     for writer in writers_from(args.writers, cfg, args.samples):
         params = SamplingParams(temperature=writer["temperature"], top_p=writer["top_p"],
@@ -150,7 +154,7 @@ def main() -> None:
         for start in range(0, len(users), 32):  # the seeds explore gives the base writer: cache hits on reruns
             batch = users[start:start + 32]
             texts += [[g.text for g in gens] for gens in llm.generate(
-                [prompt.messages(u, ctx.items) for u in batch], params,
+                [prompt.messages(u, run_data) for u in batch], params,
                 [task_seed(cfg.seed, u.task_id, "base") for u in batch])]
             print(f"{writer['prompt']} T={params.temperature} top_p={params.top_p}: profiles for {len(texts)}/{n} users", file=sys.stderr)
         scores = np.stack([judged(lambda u, task: Profile(task.task_id, "base", "base", i, texts[u][i], []))

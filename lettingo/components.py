@@ -13,22 +13,21 @@ from lettingo.ledger import Ledger
 
 
 class Context:
-    """What a component may need from the run: other components (from its plugin registry), the LLM
-    pool, the cache.
+    """The services a component may use: other components (from its plugin registry), the LLM pool,
+    the call cache and the usage ledger. It holds no run data and no config: a component gets its
+    own settings when it is built and the run's data (``lettingo.run_data.RunData``) in its calls.
 
     LLM engines are pooled by config, so every stage that names the same model shares one engine
     (loading a model is the slowest thing a stage does); ``release_llms`` frees them before training.
     """
 
-    def __init__(self, cfg: DictConfig | None = None, run_dir: Path | None = None,
-                 cache: CallCache | None | str = "default", registry: plugins.PluginRegistry | None = None):
-        self.cfg = cfg if cfg is not None else OmegaConf.create({})
+    def __init__(self, run_dir: Path | None = None, cache: CallCache | None | str = "default",
+                 registry: plugins.PluginRegistry | None = None):
         self.plugins = registry or plugins.default_registry()  # where components are looked up
-        self.run_dir = Path(run_dir) if run_dir else None
         self.cache = CallCache() if cache == "default" else cache  # None: no caching
         self._llms: dict[str, Any] = {}
-        self.items: dict[str, Any] = {}  # item_id -> Item, set by the pipeline once data is loaded
-        self.ledger = Ledger(self.run_dir)  # usage and cost of every LLM call, by stage and model
+        # usage and cost of every LLM call, by stage and model (written in run_dir; None: kept in memory)
+        self.ledger = Ledger(run_dir)
 
     def build(self, kind: str, cfg: DictConfig | dict) -> Any:
         cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 from lettingo.llm import LLM, Messages
-from lettingo.types import AlignedModel, Item, Judgement, PreferencePair, Profile, UserTask
+from lettingo.run_data import RunData
+from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile, UserTask
 
 
 @runtime_checkable
@@ -23,20 +24,22 @@ class Dataset(Protocol):
 
 @runtime_checkable
 class Prompt(Protocol):
-    """How a profile is asked for. Optional: ``needs_llm = False`` with ``profile_text(task, items)``
-    for a prompt that writes its profile itself (``raw_history``)."""
+    """How a profile is asked for, from a task and the run's data (items, label rule). Optional:
+    ``needs_llm = False`` with ``profile_text(task, data)`` for a prompt that writes its profile
+    itself (``raw_history``)."""
 
-    def messages(self, task: UserTask, items: Mapping[str, Item]) -> Messages: ...
+    def messages(self, task: UserTask, data: RunData) -> Messages: ...
 
 
 @runtime_checkable
 class Recommender(Protocol):
-    """Judges profiles on tasks. ``task_type`` is ``sentiment``, ``rating`` or ``ranking`` (which
-    metrics the report computes). Optional: ``judgement_summary(judgements) -> dict``."""
+    """Judges profiles on tasks, given the run's data (items, label rule, rating scale, dataset).
+    ``task_type`` is ``sentiment``, ``rating`` or ``ranking`` (which metrics the report computes).
+    Optional: ``judgement_summary(judgements) -> dict``."""
 
     task_type: ClassVar[str]
 
-    def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]: ...
+    def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]: ...
 
 
 @runtime_checkable

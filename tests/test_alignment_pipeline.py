@@ -98,7 +98,7 @@ def test_the_align_stage_asks_the_aligner_whether_it_trains(tmp_path, tiny_model
     store = RunStore(tmp_path)
     (tmp_path / "pairs.jsonl").write_text("")  # no pairs: fine for an aligner that trains nothing
     with plugin_registered(FrozenPlugin(), "frozen"):
-        summary = align.run(Context(cfg, tmp_path, cache=None), store)
+        summary = align.run(Context(tmp_path, cache=None), cfg, store)
     assert summary["aligner"] == "frozen" and "rounds" not in summary["metrics"]  # one round, nothing held out
     assert "pair_check" not in summary["metrics"]
 
@@ -117,6 +117,9 @@ def test_sft_aligner_runs_the_whole_loop(tmp_path, tiny_model):
     aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
     assert aligned["aligner"] == "sft" and (run_dir / "aligned" / "adapter" / "adapter_config.json").exists()
     assert "LettinGo (aligned)" in results["methods"]
+    # the model card describes the run's data, read from the run directory's manifest
+    card = (run_dir / "aligned" / "adapter" / "README.md").read_text()
+    assert "6 training users" in card and "no lettingo run recorded" not in card
 
 
 def test_every_run_shows_whether_alignment_learned_and_the_best_of_n_ceiling(tmp_path, tiny_model):

@@ -119,3 +119,33 @@ def test_every_module_imports_first():
     out = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == ""
+
+
+def context_state_reads(source: str) -> list[str]:
+    """``ctx.cfg`` / ``ctx.items`` / ``self.ctx.cfg`` ... reads: run state looked up on the context."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("cfg", "items", "run_dir"):
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            if name in ("ctx", "context"):
+                found.append(f"line {node.lineno}: {name}.{node.attr}")
+    return sorted(found)
+
+
+def test_the_context_reader_finds_state_reads():
+    assert context_state_reads("a = ctx.cfg.dataset\nb = self.ctx.items\nc = ctx.llm(x)\nd = cfg.items()") == [
+        "line 1: ctx.cfg", "line 2: ctx.items"]
+
+
+def test_components_get_run_data_explicitly_and_the_context_holds_services_only():
+    """Components read their own settings and the RunData they are handed, never run state off the
+    context (lettingo/ and the first-party plugins alike)."""
+    from lettingo.components import Context
+
+    context = Context(cache=None)
+    assert not any(hasattr(context, name) for name in ("cfg", "items", "run_dir"))
+    files = [*ROOT.rglob("*.py"), *ROOT.parent.glob("plugins/*/lettingo_*/*.py")]
+    reads = {str(path.relative_to(ROOT.parent)): found for path in files
+             if (found := context_state_reads(path.read_text(encoding="utf-8")))}
+    assert reads == {}

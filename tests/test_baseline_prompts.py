@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from lettingo.builtins import prompts as builtin_prompts
 from lettingo.components import Context
 from lettingo.prompts.baselines import KarPrompt, PalrPrompt, RawHistoryPrompt, RlmRecPrompt
+from lettingo.run_data import RunData
 from lettingo.testing import option
 from lettingo.types import Interaction, Item, UserTask
 
@@ -26,6 +27,7 @@ ITEMS = {
     "r2": Item("r2", "Casablanca (1942)", {"genres": ["Drama", "Romance"]}),
     "t": Item("t", "The Matrix (1999)", {"genres": ["Action", "Sci-Fi"]}),
 }
+DATA = RunData(ITEMS)  # the label rule's defaults: like >= 4, dislike <= 2
 WINDOW = (
     "1. Alien (1979); genres: Horror, Sci-Fi -> like\n"
     "2. Notting Hill (1999); genres: Comedy, Romance -> dislike\n"
@@ -47,10 +49,9 @@ def make_task() -> UserTask:
     )
 
 
-def build(name, ctx_cfg=None, **overrides):
+def build(name, **overrides):
     cfg = OmegaConf.merge(option("prompt", name), overrides)
-    ctx = Context(cfg=OmegaConf.create(ctx_cfg or {}), cache=None)
-    return ctx.build("prompt", cfg)
+    return Context(cache=None).build("prompt", cfg)
 
 
 def user_text(messages) -> str:
@@ -59,7 +60,7 @@ def user_text(messages) -> str:
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_prompt_shows_the_profile_window_oldest_first_with_sentiments(name):
-    messages = build(name).messages(make_task(), ITEMS)
+    messages = build(name).messages(make_task(), DATA)
     assert [m["role"] for m in messages] == ["user"]
     text = user_text(messages)
     assert WINDOW in text  # every item, its sentiment word, numbered oldest first
@@ -67,7 +68,7 @@ def test_prompt_shows_the_profile_window_oldest_first_with_sentiments(name):
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_prompt_never_shows_the_recent_window_or_the_target(name):
-    text = user_text(build(name, review_chars=100).messages(make_task(), ITEMS))
+    text = user_text(build(name, review_chars=100).messages(make_task(), DATA))
     for hidden in ("The Matrix", "Fargo", "Casablanca", "RECENT REVIEW", "TARGET REVIEW"):
         assert hidden not in text
 
@@ -77,8 +78,8 @@ def test_history_is_rendered_exactly_as_the_lettingo_prompt_renders_it(name):
     task = make_task()
     task.profile_window[1].text = "Terrifying.\n  Best {history} ever made, I watched it ten times"
     options = {"max_items": 3, "review_chars": 30}
-    lettingo_text = user_text(build("lettingo", **options).messages(task, ITEMS))
-    history = build(name, **options).history(task, ITEMS)
+    lettingo_text = user_text(build("lettingo", **options).messages(task, DATA))
+    history = build(name, **options).history(task, DATA)
     assert history.startswith("1. Notting Hill")  # max_items keeps the 3 most recent
     assert "\n" + history + "\n" in lettingo_text
 
@@ -87,13 +88,13 @@ def test_history_is_rendered_exactly_as_the_lettingo_prompt_renders_it(name):
 def test_llm_baselines_need_an_llm_and_take_an_optional_system_message(name):
     prompt = build(name, system="You are a careful analyst.")
     assert prompt.needs_llm is True and prompt.name == name
-    messages = prompt.messages(make_task(), ITEMS)
+    messages = prompt.messages(make_task(), DATA)
     assert messages[0] == {"role": "system", "content": "You are a careful analyst."}
     assert [m["role"] for m in messages] == ["system", "user"]
 
 
 def test_palr_asks_for_keywords_ordered_by_importance_with_supporting_items():
-    text = user_text(build("palr").messages(make_task(), ITEMS))
+    text = user_text(build("palr").messages(make_task(), DATA))
     instruction = text.split(WINDOW)[1]
     assert "keywords to summarize the user's preferences" in instruction
     assert "ordered by importance, most important keyword first" in instruction
@@ -102,7 +103,7 @@ def test_palr_asks_for_keywords_ordered_by_importance_with_supporting_items():
 
 
 def test_rlmrec_asks_for_json_summarization_of_at_most_100_words_and_reasoning():
-    text = user_text(build("rlmrec").messages(make_task(), ITEMS))
+    text = user_text(build("rlmrec").messages(make_task(), DATA))
     instruction = text.split(WINDOW)[1]
     template = re.search(r"\{.*\}", instruction).group(0)
     assert list(json.loads(template)) == ["summarization", "reasoning"]  # valid JSON, both keys
@@ -112,7 +113,7 @@ def test_rlmrec_asks_for_json_summarization_of_at_most_100_words_and_reasoning()
 
 
 def test_kar_asks_for_factors_then_an_explained_preference_on_each():
-    text = user_text(build("kar").messages(make_task(), ITEMS))
+    text = user_text(build("kar").messages(make_task(), DATA))
     instruction = text.split(WINDOW)[1]
     assert "Analyze the user's preferences and explain them" in instruction
     assert instruction.index("Step 1: List the factors") < instruction.index("Step 2: For each factor")
@@ -123,7 +124,7 @@ def test_kar_asks_for_factors_then_an_explained_preference_on_each():
 
 @pytest.mark.parametrize("name", LLM_BASELINES)
 def test_instructions_are_domain_neutral(name):
-    instruction = user_text(build(name).messages(make_task(), ITEMS)).split(WINDOW)[1].lower()
+    instruction = user_text(build(name).messages(make_task(), DATA)).split(WINDOW)[1].lower()
     for word in ("movie", "film", "book", "business", "restaurant", "watched", "purchased"):
         assert word not in instruction
 
@@ -131,16 +132,16 @@ def test_instructions_are_domain_neutral(name):
 def test_raw_history_is_the_rendered_window_and_needs_no_llm():
     prompt = build("raw_history")
     assert prompt.needs_llm is False and prompt.name == "raw_history"
-    text = prompt.profile_text(make_task(), ITEMS)
+    text = prompt.profile_text(make_task(), DATA)
     assert text == "The user's earlier items, oldest first, with how they felt:\n" + WINDOW
-    assert prompt.messages(make_task(), ITEMS) == [{"role": "user", "content": text}]
+    assert prompt.messages(make_task(), DATA) == [{"role": "user", "content": text}]
 
 
 def test_raw_history_honours_max_items_and_review_chars_and_hides_recent_and_target():
     task = make_task()
     task.profile_window[3].text = "Cheesy,   predictable and far too long for what it is"  # Notting Hill
     task.profile_window[0].text = "Tense."  # Heat
-    text = build("raw_history", max_items=3, review_chars=20).profile_text(task, ITEMS)
+    text = build("raw_history", max_items=3, review_chars=20).profile_text(task, DATA)
     assert text.splitlines()[1:] == [
         '1. Notting Hill (1999); genres: Comedy, Romance -> dislike (review: "Cheesy, predictable...")',
         '2. Heat (1995); genres: Crime, Thriller -> neutral (review: "Tense.")',
@@ -148,7 +149,7 @@ def test_raw_history_honours_max_items_and_review_chars_and_hides_recent_and_tar
     ]
     for hidden in ("Alien", "The Matrix", "Fargo", "Casablanca", "RECENT REVIEW", "TARGET REVIEW"):
         assert hidden not in text
-    assert "review" not in build("raw_history").profile_text(task, ITEMS)  # off by default
+    assert "review" not in build("raw_history").profile_text(task, DATA)  # off by default
 
 
 def test_classes_construct_directly_with_their_own_names():

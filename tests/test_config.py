@@ -50,7 +50,7 @@ def test_every_option_composes_and_names_its_component(group, installed_plugins)
         assert cfg[group].name == option
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         if group in CHEAP_KINDS:
-            assert Context(cfg, cache=None).build(group, cfg[group]) is not None
+            assert Context(cache=None).build(group, cfg[group]) is not None
 
 
 EXPERIMENT_RECOMMENDERS = {"quickstart": "embedding_ranker", "paper_sentiment": "llm_sentiment",

@@ -15,7 +15,7 @@ from lettingo.ledger import Ledger, read_ledger, summarize
 from lettingo.llm import Generation, SamplingParams
 from lettingo.pipeline.explore import GeneratorConfigError, explore_generators, sampling_params, task_seed
 from lettingo.pipeline.failures import FailureBudget, TooManyFailuresError
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import load_run_data, load_tasks
 from lettingo.store import RunStore, read_jsonl
 from lettingo.targets import primary_tasks
 from lettingo.testing import tiny_overrides
@@ -90,10 +90,10 @@ def test_a_generator_with_its_own_prompt_answers_the_runs_prompt(tmp_path, tiny_
         if generator == "teacher":  # PALR wrote it; it answers what the aligned writer is asked
             assert row["prompt_messages"] == by[(task_id, "own", sample)]["prompt_messages"]
     # the teacher was asked PALR's question: the same model, seed and PALR messages give its text back
-    ctx = Context(cfg, None, cache=None)  # a real generation, not the run's cached answer
+    ctx = Context(None, cache=None)  # a real generation, not the run's cached answer
     store = RunStore(tmp_path)
     task = next(iter(primary_tasks(load_tasks(store, "train")).values()))
-    palr = ctx.build("prompt", OmegaConf.create({"name": "palr"})).messages(task, load_items(ctx, store))
+    palr = ctx.build("prompt", OmegaConf.create({"name": "palr"})).messages(task, load_run_data(ctx, cfg, store))
     assert palr != by[(task.task_id, "teacher", 0)]["prompt_messages"]
     [again] = ctx.llm(cfg.llm).generate([palr], sampling_params(cfg.explore, 2),
                                         [task_seed(cfg.seed, task.task_id, "teacher")])

@@ -15,6 +15,7 @@ from lettingo.hookspecs import hookimpl
 from lettingo.llm import Generation, SamplingParams
 from lettingo.recommenders.answers import parse_label, parse_rating
 from lettingo.recommenders.llm_judge import answer_seed
+from lettingo.run_data import RunData
 from lettingo.testing import option as option_node
 from lettingo.types import Interaction, Item, Profile, UserTask
 
@@ -27,6 +28,7 @@ ITEMS = {
     "t": Item("t", "Interstellar (2014)", {"genres": ["Sci-Fi", "Space"]}),
     "c1": Item("c1", "Notting Hill (1999)", {"genres": ["Romance", "Comedy"]}),
 }
+DATA = RunData(ITEMS)  # a 1-5 scale, like >= 4, dislike <= 2
 PROFILE_TEXT = "This viewer loves hard science fiction and space exploration."
 
 
@@ -191,12 +193,10 @@ def fake_llm():
     plugins.unregister_plugin("fake-judge-llm")
 
 
-def build(option: str, overrides: dict | None = None, llm: dict | None = None, root: dict | None = None):
-    cfg = OmegaConf.create({"llm": llm or {"name": "fake_judge"}, **(root or {})})
-    cfg.recommender = OmegaConf.merge(option_node("recommender", option), overrides or {})
-    ctx = Context(cfg=cfg, cache=None)
-    ctx.items = ITEMS
-    return ctx.build("recommender", cfg.recommender)
+def build(option: str, overrides: dict | None = None, llm: dict | None = None):
+    node = OmegaConf.merge(option_node("recommender", option), overrides or {})
+    node.llm = llm or {"name": "fake_judge"}
+    return Context(cache=None).build("recommender", node)
 
 
 def test_configs_name_their_options_and_defaults():
@@ -216,7 +216,7 @@ def test_sentiment_text_mode_parses_replies(fake_llm):
     tasks = [task_with("a"), task_with("b", target="c1", rating=1, label="dislike"),
              task_with("c", target="s3", rating=3, label="neutral")]
     tasks[2].recent_window = tasks[2].recent_window[:2]  # the target may not be in the recent window
-    a, b, c = recommender.judge(tasks, [profile_for(tasks[0]), None, None])
+    a, b, c = recommender.judge(tasks, [profile_for(tasks[0]), None, None], DATA)
     assert [call[1] for call in fake_llm.calls] == [2, 1] and all(call[0] == "generate" for call in fake_llm.calls)
     params = fake_llm.calls[0][2]
     assert params.temperature == 0 and params.n == 1 and params.max_new_tokens == 5
@@ -233,8 +233,8 @@ def test_sentiment_text_mode_parses_replies(fake_llm):
 def test_sentiment_seeds_are_per_task_and_batch_independent(fake_llm):
     fake_llm.texts = {"Interstellar": Generation("like")}
     tasks = [task_with("a"), task_with("b")]
-    build("llm_sentiment", {"answer": "text", "batch_size": 1}).judge(tasks, [None, None])
-    build("llm_sentiment", {"answer": "text", "batch_size": 2}).judge(tasks[::-1], [None, None])
+    build("llm_sentiment", {"answer": "text", "batch_size": 1}).judge(tasks, [None, None], DATA)
+    build("llm_sentiment", {"answer": "text", "batch_size": 2}).judge(tasks[::-1], [None, None], DATA)
     first = [s for call in fake_llm.calls[:2] for s in call[3]]
     second = fake_llm.calls[2][3]
     assert first == second[::-1] and first[0] != first[1]
@@ -244,13 +244,13 @@ def test_auto_follows_the_backend_and_failed_requests_carry_an_error(fake_llm):
     fake_llm.logprobs = {"Interstellar": {"like": -0.1, "neutral": -3.0, "dislike": -4.0}}
     fake_llm.texts = {"Interstellar": Generation("", {"error": "HTTP 503 after 3 retries"})}
     task = task_with()
-    [by_logprobs] = build("llm_sentiment", {"answer": "auto"}).judge([task], [None])
+    [by_logprobs] = build("llm_sentiment", {"answer": "auto"}).judge([task], [None], DATA)
     assert fake_llm.calls[-1][0] == "label_logprobs" and by_logprobs.valid and by_logprobs.prediction == "like"
     fake_llm.supports_logprobs = False
-    [failed] = build("llm_sentiment", {"answer": "auto"}).judge([task], [None])
+    [failed] = build("llm_sentiment", {"answer": "auto"}).judge([task], [None], DATA)
     assert fake_llm.calls[-1][0] == "generate"
     assert failed.error and "HTTP 503" in failed.error and not failed.valid and failed.prediction is None
-    [failed_rating] = build("llm_rating", {"answer": "auto"}).judge([task], [None])
+    [failed_rating] = build("llm_rating", {"answer": "auto"}).judge([task], [None], DATA)
     assert failed_rating.error and "HTTP 503" in failed_rating.error and not failed_rating.valid
     with pytest.raises(ValueError, match="answer must be one of"):
         build("llm_sentiment", {"answer": "free"})
@@ -267,7 +267,7 @@ def test_rating_logprobs_concentrated_on_four_with_truth_five(fake_llm):
     assert recommender.task_type == "rating"
     tasks = [task_with("a", rating=5), task_with("b", target="c1", rating=3), task_with("c", target="s3", rating=2)]
     tasks[2].recent_window = tasks[2].recent_window[:2]
-    a, b, c = recommender.judge(tasks, [None, None, None])
+    a, b, c = recommender.judge(tasks, [None, None, None], DATA)
     assert fake_llm.calls[0][2] == ["1", "2", "3", "4", "5"]
     assert a.prediction == pytest.approx(4.0) and a.score == pytest.approx(0.75) and not a.correct and a.valid
     assert json.loads(a.raw_output)["4"] == pytest.approx(1.0)
@@ -280,7 +280,7 @@ def test_rating_text_mode_scores_parsed_ratings(fake_llm):
                       "Babe": Generation("Probably 7 stars!")}
     tasks = [task_with("a", rating=5), task_with("b", target="c1", rating=2), task_with("c", target="s3", rating=2)]
     tasks[2].recent_window = tasks[2].recent_window[:2]
-    a, b, c = build("llm_rating").judge(tasks, [None, None, None])
+    a, b, c = build("llm_rating").judge(tasks, [None, None, None], DATA)
     assert (a.prediction, a.score, a.correct, a.valid, a.raw_output) == (5.0, 1.0, True, True, "Rating: 5")
     assert (b.prediction, b.correct, b.valid) == (4.0, False, True) and b.score == pytest.approx(0.5)
     assert (c.prediction, c.score, c.correct, c.valid, c.raw_output) == (None, 0.0, False, False, "Probably 7 stars!")
@@ -289,24 +289,31 @@ def test_rating_text_mode_scores_parsed_ratings(fake_llm):
 
 def test_rating_correct_rounds_half_up_and_follows_the_scale(fake_llm):
     fake_llm.texts = {"Interstellar": Generation("3.5")}
-    [whole] = build("llm_rating").judge([task_with(rating=4)], [None])
+    [whole] = build("llm_rating").judge([task_with(rating=4)], [None], DATA)
     assert whole.correct and whole.score == pytest.approx(0.875)  # 3.5 rounds half up to 4
-    [below] = build("llm_rating").judge([task_with(rating=3)], [None])
+    [below] = build("llm_rating").judge([task_with(rating=3)], [None], DATA)
     assert not below.correct
     # a 1-10 scale in steps of 0.5: the answer is read on it and rounded to the nearest half
     fake_llm.texts = {"Interstellar": Generation("7.3")}
-    recommender = build("llm_rating", {"rating_step": 0.5}, root={"dataset": {"rating_scale": [1, 10]}})
-    [ten] = recommender.judge([task_with(rating=7.5)], [None])
+    recommender = build("llm_rating", {"rating_step": 0.5})
+    ten_stars = RunData.of(ITEMS, {"rating_scale": [1, 10]})  # the dataset's scale comes with the run's data
+    [ten] = recommender.judge([task_with(rating=7.5)], [None], ten_stars)
     assert ten.correct and ten.score == pytest.approx(1 - 0.2 / 9)
     assert "on a scale from 1 to 10" in fake_llm.prompts[-1][-1]["content"]
-    assert recommender.labels[:3] == ["1", "1.5", "2"] and recommender.labels[-1] == "10"
+    labels = recommender.answer_labels(ten_stars)
+    assert labels[:3] == ["1", "1.5", "2"] and labels[-1] == "10"
+    # a step that does not divide the run's scale is refused, naming both
+    with pytest.raises(ValueError, match="rating_step must be a positive step that divides the scale 1-5"):
+        build("llm_rating", {"rating_step": 0.3}).judge([task_with(rating=4)], [None], DATA)
+    with pytest.raises(ValueError, match="rating_step must be a positive step"):
+        build("llm_rating", {"rating_step": 0})
 
 
 def test_rating_prompt_holds_profile_recent_ratings_and_target_but_not_its_rating(fake_llm):
     fake_llm.texts = {"Interstellar": Generation("4")}
     task = task_with(rating=2)  # a rating no recent interaction has, so its absence is checkable
     task.recent_window = [Interaction("u1", "s1", 5, 1), Interaction("u1", "s2", 3, 2), Interaction("u1", "s3", 1, 3)]
-    build("llm_rating").judge([task, task], [profile_for(task), None])
+    build("llm_rating").judge([task, task], [profile_for(task), None], DATA)
     with_profile, without = (p[-1]["content"] for p in fake_llm.prompts)
     assert PROFILE_TEXT in with_profile and PROFILE_TEXT not in without and "profile" not in without.lower()
     for text in (with_profile, without):
@@ -322,7 +329,7 @@ def test_rating_prompt_holds_profile_recent_ratings_and_target_but_not_its_ratin
 def test_sentiment_prompt_holds_sentiments_not_the_target_label(fake_llm):
     fake_llm.texts = {"Interstellar": Generation("like")}
     task = task_with()
-    build("llm_sentiment", {"answer": "text"}).judge([task], [profile_for(task)])
+    build("llm_sentiment", {"answer": "text"}).judge([task], [profile_for(task)], DATA)
     text = fake_llm.prompts[0][-1]["content"]
     assert PROFILE_TEXT in text and "Star Wars (1977); genres: Sci-Fi, Space opera -> like" in text
     assert "Babe (1995); genres: Children's, Comedy -> dislike" in text
@@ -356,8 +363,7 @@ def check_well_formed(judgements, recommender):
 
 def test_judges_on_the_tiny_model_are_well_formed_and_deterministic(tiny_model, transformers_plugin):
     cfg = OmegaConf.create({"llm": {"name": "transformers", "model": tiny_model, "device": "cpu"}})
-    ctx = Context(cfg=cfg, cache=None)  # no call cache: the second judge() really generates again
-    ctx.items = ITEMS
+    ctx = Context(cache=None)  # no call cache: the second judge() really generates again
     tasks = [task_with("a"), task_with("b", target="c1", rating=2, label="dislike")]
     profiles = [profile_for(tasks[0]), None]
     try:
@@ -367,11 +373,11 @@ def test_judges_on_the_tiny_model_are_well_formed_and_deterministic(tiny_model, 
             node = OmegaConf.merge(option_node("recommender", option), overrides)
             node.llm = cfg.llm
             recommender = ctx.build("recommender", node)
-            first, second = recommender.judge(tasks, profiles), recommender.judge(tasks, profiles)
+            first, second = recommender.judge(tasks, profiles, DATA), recommender.judge(tasks, profiles, DATA)
             assert [j.to_dict() for j in first] == [j.to_dict() for j in second]
             check_well_formed(first, option)
             if overrides["answer"] == "text":  # gibberish (often empty): invalid, with its raw reply kept
-                prompts = [recommender.messages(t, p) for t, p in zip(tasks, profiles)]
+                prompts = [recommender.messages(t, p, DATA) for t, p in zip(tasks, profiles)]
                 replies = ctx.llm(cfg.llm).generate(prompts, recommender_params(overrides), [
                     answer_seed(t.task_id) for t in tasks])
                 for j, [reply] in zip(first, replies):

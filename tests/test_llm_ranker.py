@@ -19,6 +19,7 @@ from lettingo.recommenders.llm_ranker import (
     position_bias,
     presentation_orders,
 )
+from lettingo.run_data import RunData
 from lettingo.testing import option
 from lettingo.types import Interaction, Item, Profile, UserTask
 
@@ -29,6 +30,7 @@ ITEMS = {
     "t": Item("t", "Interstellar (2014)", {"genres": ["Sci-Fi", "Space"]}),
     **{f"c{i}": Item(f"c{i}", f"Filler Movie {i} ({1950 + i})", {"genres": ["Drama"]}) for i in range(1, 20)},
 }
+DATA = RunData(ITEMS)  # a 1-5 scale, like >= 4, dislike <= 2
 PROFILE_TEXT = "Loves hard science fiction about space travel."
 
 
@@ -161,17 +163,14 @@ def fake_engine():
 
 def fake_ranker(holder, answer, **overrides):
     holder["engine"] = engine = FakeRankingLLM(answer)
-    root = OmegaConf.create({"llm": {"name": "fake_ranking"}})
-    root.recommender = OmegaConf.merge(option("recommender", "llm_ranker"), overrides)
-    ctx = Context(cfg=root, cache=None)
-    ctx.items = ITEMS
-    return ctx.build("recommender", root.recommender), engine
+    node = OmegaConf.merge(option("recommender", "llm_ranker"), overrides, {"llm": {"name": "fake_ranking"}})
+    return Context(cache=None).build("recommender", node), engine
 
 
 def test_target_first_gives_ndcg_one_in_one_batched_call(fake_engine):
     ranker, engine = fake_ranker(fake_engine, target_first)
     tasks = [make_task("a", target_at=0), make_task("b", target_at=19)]
-    judgements = ranker.judge(tasks, [profile_for(tasks[0]), None])
+    judgements = ranker.judge(tasks, [profile_for(tasks[0]), None], DATA)
     assert ranker.task_type == "ranking" and engine.calls == [6]  # 2 tasks x 3 passes, one call
     assert engine.params[0].temperature == 0 and engine.params[0].max_new_tokens == 120
     for task, j in zip(tasks, judgements):
@@ -195,7 +194,7 @@ def test_target_first_gives_ndcg_one_in_one_batched_call(fake_engine):
 def test_always_first_shows_position_bias_and_borda_dampens_it(fake_engine):
     tasks = [make_task(f"u{i}", target_at=i % 20) for i in range(12)]
     biased, _ = fake_ranker(fake_engine, always_first)
-    biased_judgements = biased.judge(tasks, [None] * len(tasks))
+    biased_judgements = biased.judge(tasks, [None] * len(tasks), DATA)
     summary = position_bias(biased_judgements)
     assert summary["judgements"] == 12 and summary["passes"] == 36 and summary["top_first"] == 36
     assert summary["share_first"] == 1.0 and summary["expected_first"] == pytest.approx(1 / 20)
@@ -204,7 +203,7 @@ def test_always_first_shows_position_bias_and_borda_dampens_it(fake_engine):
     assert any(j.prediction != tasks[k].candidates for k, j in enumerate(biased_judgements))
 
     fair, _ = fake_ranker(fake_engine, target_first)
-    fair_summary = position_bias([j.to_dict() for j in fair.judge(tasks, [None] * len(tasks))])
+    fair_summary = position_bias([j.to_dict() for j in fair.judge(tasks, [None] * len(tasks), DATA)])
     assert fair_summary["passes"] == 36 and fair_summary["share_first"] < 0.3
     assert len(fair_summary["top_position_counts"]) > 5
     assert position_bias([]) == {"judgements": 0, "skipped": 0, "passes": 0, "unparseable_passes": 0,
@@ -215,7 +214,7 @@ def test_always_first_shows_position_bias_and_borda_dampens_it(fake_engine):
 def test_unparseable_and_repaired_passes_are_counted_never_dropped(fake_engine):
     answers = iter(["I cannot decide.", "[20] > [20] > [99]", "no idea"] + ["Nothing useful."] * 3)
     ranker, _ = fake_ranker(fake_engine, lambda listed: next(answers))
-    partly, hopeless = ranker.judge([make_task("a"), make_task("b")], [None, None])
+    partly, hopeless = ranker.judge([make_task("a"), make_task("b")], [None, None], DATA)
     raw = json.loads(partly.raw_output)
     assert partly.valid and (raw["parsed_passes"], raw["repaired_passes"], raw["unparseable_passes"]) == (1, 1, 2)
     second = raw["passes"][1]
@@ -233,7 +232,7 @@ def test_unparseable_and_repaired_passes_are_counted_never_dropped(fake_engine):
 def test_a_failed_request_in_any_pass_sets_the_error(fake_engine):
     answers = iter(["1, 2", None, "2, 1"])
     ranker, _ = fake_ranker(fake_engine, lambda listed: next(answers))
-    [judgement] = ranker.judge([make_task(num_candidates=2, target_at=0)], [None])
+    [judgement] = ranker.judge([make_task(num_candidates=2, target_at=0)], [None], DATA)
     assert judgement.error and "boom" in judgement.error and judgement.prediction is None
     assert position_bias([judgement])["skipped"] == 1
 
@@ -244,8 +243,8 @@ def test_config_is_checked(fake_engine):
     ranker, engine = fake_ranker(fake_engine, always_first, bootstrap=1, system="You rank.")
     with pytest.raises(ValueError, match="target 't'"):
         ranker.judge([UserTask("x", "u1", "train", [], [], Interaction("u1", "t", 5, 9), "like", ["c1"], 0)],
-                     [None])
-    ranker.judge([make_task()], [None])
+                     [None], DATA)
+    ranker.judge([make_task()], [None], DATA)
     assert engine.calls == [1] and engine.prompts[0][0] == {"role": "system", "content": "You rank."}
 
 
@@ -269,12 +268,11 @@ def test_llm_ranker_on_tiny_transformers_model(untied_tiny_model):
     try:
         root = OmegaConf.create({"llm": {"name": "transformers", "model": untied_tiny_model, "device": "cpu"}})
         root.recommender = OmegaConf.merge(option("recommender", "llm_ranker"), {"max_new_tokens": 16})
-        ctx = Context(cfg=root)  # this test's own call cache (conftest)
-        ctx.items = ITEMS
+        ctx = Context()  # this test's own call cache (conftest)
         ranker = ctx.build("recommender", root.recommender)
         tasks = [make_task("a", num_candidates=5, target_at=2), make_task("b", num_candidates=5, target_at=4)]
         profiles = [profile_for(tasks[0]), None]
-        first = ranker.judge(tasks, profiles)
+        first = ranker.judge(tasks, profiles, DATA)
         for task, j in zip(tasks, first):
             raw = json.loads(j.raw_output)
             assert j.error is None and len(raw["passes"]) == 3
@@ -292,13 +290,13 @@ def test_llm_ranker_on_tiny_transformers_model(untied_tiny_model):
         # a pass needing more numbers than there are candidates never parses: invalid, text kept
         # (answered from the call cache: same prompts, same greedy parameters)
         strict = ctx.build("recommender", OmegaConf.merge(root.recommender, {"min_ranked": 99}))
-        for j, before in zip(strict.judge(tasks, profiles), first):
+        for j, before in zip(strict.judge(tasks, profiles, DATA), first):
             raw = json.loads(j.raw_output)
             assert not j.valid and j.prediction is None and raw["unparseable_passes"] == 3
             assert [p["text"] for p in raw["passes"]] == [p["text"] for p in json.loads(before.raw_output)["passes"]]
             assert all(p["problems"][-1].startswith("unparseable") for p in raw["passes"])
         ctx.cache = None  # generated afresh: greedy ranking is deterministic
-        assert [j.to_dict() for j in ranker.judge(tasks, profiles)] == [j.to_dict() for j in first]
+        assert [j.to_dict() for j in ranker.judge(tasks, profiles, DATA)] == [j.to_dict() for j in first]
         ctx.release_llms()
     finally:
         if registered_here:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from lettingo import api, cli, hookspecs, plugins
 from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
+from lettingo.run_data import RunData
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("lettingo_"))
@@ -25,7 +26,7 @@ class ShoutPrompt:
     def __init__(self, cfg, ctx):
         self.cfg = cfg
 
-    def messages(self, task, items):
+    def messages(self, task, data):
         return [{"role": "user", "content": "DESCRIBE THIS USER " + "!" * self.cfg.excitement}]
 
 
@@ -62,8 +63,8 @@ def test_in_process_plugin_is_listed_and_selectable_by_config(shout_plugin, inst
     listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert listed["shout-plugin"]["components"]["prompt"] == ["shout"]
     cfg = api.compose(["prompt=shout", "prompt.excitement=5"])  # its option appears in the group
-    prompt = Context(cfg, cache=None).build("prompt", cfg.prompt)
-    assert prompt.messages(None, {})[0]["content"].endswith("!!!!!")
+    prompt = Context(cache=None).build("prompt", cfg.prompt)
+    assert prompt.messages(None, RunData())[0]["content"].endswith("!!!!!")
 
 
 def test_builtins_register_through_the_same_hooks():
@@ -348,7 +349,7 @@ def test_an_isolated_registry_has_its_own_plugins_and_leaves_the_process_default
         def __init__(self, cfg, ctx):
             self.volume = cfg.volume
 
-        def messages(self, task, items):
+        def messages(self, task, data):
             return [{"role": "user", "content": "quietly" * self.volume}]
 
     class WhisperPlugin:
@@ -360,13 +361,13 @@ def test_an_isolated_registry_has_its_own_plugins_and_leaves_the_process_default
     mine.register_plugin(WhisperPlugin(), "whisper-plugin")
     cfg = api.compose(["prompt=whisper", "prompt.volume=3"], registry=mine)
     assert OmegaConf.to_container(cfg.prompt) == {"name": "whisper", "volume": 3}
-    assert Context(cfg, cache=None, registry=mine).build("prompt", cfg.prompt).volume == 3
+    assert Context(cache=None, registry=mine).build("prompt", cfg.prompt).volume == 3
     with pytest.raises(ComponentConfigError, match=r"WhisperSettings\): unknown key\(s\) \['volum'\]"):
         Context(cache=None, registry=mine).build("prompt", {"name": "whisper", "volum": 2})
 
     assert "whisper" not in plugins.components("prompt")  # the default registry never saw it
     with pytest.raises(plugins.UnknownComponentError, match="whisper"):
-        Context(cfg, cache=None).build("prompt", cfg.prompt)
+        Context(cache=None).build("prompt", cfg.prompt)
     with pytest.raises(Exception, match="whisper"):  # nor do the default registry's config groups
         api.compose(["prompt=whisper"])
     assert api.compose([]).prompt.name == "lettingo"

@@ -9,6 +9,7 @@ import pytest
 from lettingo import api
 from lettingo.components import Context
 from lettingo.reporting.markdown import data_section
+from lettingo.run_data import RunData
 from lettingo.store import read_jsonl
 from lettingo.types import Item, UserTask
 
@@ -46,10 +47,10 @@ def test_prepare_writes_tasks_items_summary_and_splits(reviews_folder, tmp_path,
     assert summary["users"]["kept"] == 7 and summary["users"]["eligible_unused"] == 1
 
     # every window review is there, no target review is, and no prompt shows one
-    ctx = Context(cfg, cache=None)
+    ctx = Context(cache=None)
     items = {row["item_id"]: row for row in read_jsonl(run_dir / "items.jsonl")}
     prompt = ctx.build("prompt", cfg.prompt)
-    catalog = {k: Item.from_dict(v) for k, v in items.items()}
+    catalog = RunData.of({k: Item.from_dict(v) for k, v in items.items()}, cfg.dataset)
     for row in tasks:
         task = UserTask.from_dict(row)
         assert task.target.text is None

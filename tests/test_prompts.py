@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from lettingo.components import Context
 from lettingo.prompts.history import MissingItemError
+from lettingo.run_data import RunData
 from lettingo.testing import option
 from lettingo.types import Interaction, Item, UserTask
 
@@ -21,6 +22,7 @@ ITEMS = {
     "r2": Item("r2", "Casablanca (1942)", {"genres": ["Drama", "Romance"]}),
     "t": Item("t", "The Matrix (1999)", {"genres": ["Action", "Sci-Fi"]}),
 }
+DATA = RunData(ITEMS)  # the label rule's defaults: like >= 4, dislike <= 2
 
 
 def make_task() -> UserTask:
@@ -35,10 +37,9 @@ def make_task() -> UserTask:
     )
 
 
-def build(ctx_cfg=None, **overrides):
+def build(**overrides):
     cfg = OmegaConf.merge(option("prompt", "lettingo"), overrides)
-    ctx = Context(cfg=OmegaConf.create(ctx_cfg or {}), cache=None)
-    return ctx.build("prompt", cfg)
+    return Context(cache=None).build("prompt", cfg)
 
 
 def user_text(messages) -> str:
@@ -46,7 +47,7 @@ def user_text(messages) -> str:
 
 
 def test_prompt_holds_profile_window_items_with_sentiments():
-    messages = build().messages(make_task(), ITEMS)
+    messages = build().messages(make_task(), DATA)
     assert [m["role"] for m in messages] == ["user"]
     text = user_text(messages)
     assert "Alien (1979); genres: Horror, Sci-Fi -> like" in text
@@ -58,13 +59,13 @@ def test_prompt_holds_profile_window_items_with_sentiments():
 
 
 def test_prompt_never_shows_target_or_recent_window():
-    text = user_text(build().messages(make_task(), ITEMS))
+    text = user_text(build().messages(make_task(), DATA))
     for hidden in ("The Matrix", "Fargo", "Casablanca"):
         assert hidden not in text
 
 
 def test_max_items_keeps_the_most_recent_and_system_message_is_optional():
-    messages = build(max_items=2, system="You are a careful analyst.").messages(make_task(), ITEMS)
+    messages = build(max_items=2, system="You are a careful analyst.").messages(make_task(), DATA)
     assert messages[0] == {"role": "system", "content": "You are a careful analyst."}
     text = user_text(messages)
     assert "Heat (1995)" in text and "Toy Story (1995)" in text
@@ -73,8 +74,8 @@ def test_max_items_keeps_the_most_recent_and_system_message_is_optional():
 
 def test_sentiment_thresholds_come_from_the_dataset_config():
     # like_min 5: a 4-star rating is no longer "like"; dislike_max 3: a 3 is now "dislike"
-    prompt = build(ctx_cfg={"dataset": {"like_min": 5, "dislike_max": 3}})
-    text = user_text(prompt.messages(make_task(), ITEMS))
+    data = RunData.of(ITEMS, OmegaConf.create({"like_min": 5, "dislike_max": 3}))
+    text = user_text(build().messages(make_task(), data))
     assert "Toy Story (1995); genres: Animation, Children's -> neutral" in text
     assert "Heat (1995); genres: Crime, Thriller -> dislike" in text
 
@@ -82,7 +83,7 @@ def test_sentiment_thresholds_come_from_the_dataset_config():
 def test_missing_item_names_the_item_and_task():
     items = {k: v for k, v in ITEMS.items() if k != "p2"}
     with pytest.raises(MissingItemError, match=r"'p2'.*profile window of task u1"):
-        build().messages(make_task(), items)
+        build().messages(make_task(), RunData(items))
 
 
 def test_option_file_name_is_the_registered_name():
@@ -94,8 +95,8 @@ def test_reviews_are_shown_only_when_asked_cut_to_length_and_never_the_targets()
     task.profile_window[0].text = "Terrifying.\n  Best {history} ever made, I watched it ten times since 1979"
     task.profile_window[1].text = "   "
     task.recent_window[0].text = "RECENT REVIEW"
-    assert "review" not in user_text(build().messages(task, ITEMS)).split("Write a profile")[0]
-    text = user_text(build(review_chars=40).messages(task, ITEMS))
+    assert "review" not in user_text(build().messages(task, DATA)).split("Write a profile")[0]
+    text = user_text(build(review_chars=40).messages(task, DATA))
     assert 'Alien (1979); genres: Horror, Sci-Fi -> like (review: "Terrifying. Best {history} ever made, I...")' in text
     assert "Notting Hill (1999); genres: Comedy, Romance -> dislike\n" in text  # blank review: nothing added
     assert "RECENT REVIEW" not in text

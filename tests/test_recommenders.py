@@ -12,6 +12,7 @@ from lettingo import plugins
 from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
 from lettingo.metrics import ndcg_at_k
+from lettingo.run_data import RunData
 from lettingo.testing import option
 from lettingo.types import Interaction, Item, Profile, UserTask
 
@@ -28,6 +29,7 @@ MOVIES = {
     "c3": Item("c3", "Babe (1995)", {"genres": ["Children's", "Comedy"]}),
     "c4": Item("c4", "Pride and Prejudice (2005)", {"genres": ["Romance", "Drama"]}),
 }
+DATA = RunData(MOVIES)  # a 1-5 scale, like >= 4, dislike <= 2
 ROMANCE_FAN = "This viewer adores romantic comedies and love stories, especially British romance."
 
 
@@ -51,9 +53,7 @@ def profile_for(task: UserTask, text: str, sample: int = 0) -> Profile:
 
 @pytest.fixture(scope="module")
 def ranker_ctx():
-    ctx = Context(cache=None)
-    ctx.items = MOVIES
-    return ctx
+    return Context(cache=None)
 
 
 def build_ranker(ctx, **overrides):
@@ -67,7 +67,7 @@ def ranker(ranker_ctx):
 
 def test_recent_space_movies_rank_the_space_target_first(ranker):
     task = space_task()
-    [judgement] = ranker.judge([task], [None])  # no profile: the recent window alone decides
+    [judgement] = ranker.judge([task], [None], DATA)  # no profile: the recent window alone decides
     assert ranker.task_type == "ranking" and judgement.recommender == "embedding_ranker"
     assert judgement.profile_id == "u1/none" and judgement.task_id == "u1"
     assert judgement.prediction[0] == "t" and sorted(judgement.prediction) == sorted(task.candidates)
@@ -78,7 +78,7 @@ def test_recent_space_movies_rank_the_space_target_first(ranker):
 def test_profile_moves_its_genre_up_when_its_weight_is_high(ranker_ctx, ranker):
     task = space_task()
     profile = profile_for(task, ROMANCE_FAN)
-    [with_profile] = ranker.judge([task], [profile])
+    [with_profile] = ranker.judge([task], [profile], DATA)
     assert with_profile.profile_id == profile.profile_id
     assert with_profile.prediction[0] in ("c1", "c4")  # a romance candidate overtakes the space target
     rank = with_profile.prediction.index("t")
@@ -86,7 +86,7 @@ def test_profile_moves_its_genre_up_when_its_weight_is_high(ranker_ctx, ranker):
     assert with_profile.score == pytest.approx(1 / math.log2(rank + 2))
     assert with_profile.correct == (rank < 5)
     # the same profile barely counts at the default weight: the recent window still wins
-    [low_weight] = build_ranker(ranker_ctx).judge([task], [profile])
+    [low_weight] = build_ranker(ranker_ctx).judge([task], [profile], DATA)
     assert low_weight.prediction[0] == "t"
 
 
@@ -97,7 +97,7 @@ def test_ndcg_and_correct_follow_the_target_rank(ranker):
                                     (5, 1 / math.log2(7), False), (9, 1 / math.log2(11), False),
                                     (10, 0.0, False), (12, 0.0, False)):
         candidates = others[:position] + ["t"] + others[position:]
-        [judgement] = ranker.judge([space_task(candidates=candidates, recent=False)], [None])
+        [judgement] = ranker.judge([space_task(candidates=candidates, recent=False)], [None], DATA)
         assert judgement.prediction.index("t") == position
         assert judgement.score == pytest.approx(ndcg) and judgement.correct is correct
     assert ndcg_at_k(0, 10) == 1.0 and ndcg_at_k(10, 10) == 0.0
@@ -110,20 +110,20 @@ def test_item_embeddings_are_cached_across_calls_and_model_loaded_once(ranker_ct
     original = model.encode
     model.encode = lambda texts, **kw: (encoded.extend(texts), original(texts, **kw))[1]
     task = space_task()
-    ranker.judge([task, task], [None, profile_for(task, ROMANCE_FAN)])
+    ranker.judge([task, task], [None, profile_for(task, ROMANCE_FAN)], DATA)
     assert len(encoded) == 9 + 1  # 5 candidates + 4 recent items, then the profile
     encoded.clear()
-    ranker.judge([task], [profile_for(task, "Likes documentaries.")])
+    ranker.judge([task], [profile_for(task, "Likes documentaries.")], DATA)
     assert encoded == ["Likes documentaries."]
     assert ranker.model is model
     encoded.clear()  # a profile judged again (another target of its user) is not embedded again
-    again = ranker.judge([task], [profile_for(task, ROMANCE_FAN)])
-    assert encoded == [] and again[0].score == ranker.judge([task], [profile_for(task, ROMANCE_FAN)])[0].score
+    again = ranker.judge([task], [profile_for(task, ROMANCE_FAN)], DATA)
+    assert encoded == [] and again[0].score == ranker.judge([task], [profile_for(task, ROMANCE_FAN)], DATA)[0].score
 
 
 def test_a_target_missing_from_candidates_is_an_error(ranker):
     with pytest.raises(ValueError, match="target 't'"):
-        ranker.judge([space_task(candidates=["c1", "c2"])], [None])
+        ranker.judge([space_task(candidates=["c1", "c2"])], [None], DATA)
 
 
 # -- llm_sentiment with a fake engine --------------------------------------------------------------
@@ -179,12 +179,10 @@ def fake_llm():
     plugins.unregister_plugin("fake-sentiment-llm")
 
 
-def sentiment_recommender(batch_size=8, ctx_cfg=None):
-    root = OmegaConf.create({"llm": {"name": "fake_sentiment"}, **(ctx_cfg or {})})
+def sentiment_recommender(batch_size=8):
+    root = OmegaConf.create({"llm": {"name": "fake_sentiment"}})
     root.recommender = OmegaConf.merge(option("recommender", "llm_sentiment"), {"batch_size": batch_size})
-    ctx = Context(cfg=root, cache=None)
-    ctx.items = MOVIES
-    return ctx.build("recommender", root.recommender)  # `llm: ${llm}` resolves to the run's llm
+    return Context(cache=None).build("recommender", root.recommender)  # `llm: ${llm}` resolves to the run's llm
 
 
 def test_llm_sentiment_normalises_predicts_and_scores(fake_llm):
@@ -195,7 +193,7 @@ def test_llm_sentiment_normalises_predicts_and_scores(fake_llm):
     target_neutral = UserTask("c", "u3", "train", [], [interaction("s2", 3, 1, "u3")],
                               interaction("c3", 3, 9, "u3"), "neutral", ["c3"], 0)
     profile = profile_for(target_like, ROMANCE_FAN)
-    judgements = recommender.judge([target_like, target_dislike, target_neutral], [profile, None, None])
+    judgements = recommender.judge([target_like, target_dislike, target_neutral], [profile, None, None], DATA)
     assert recommender.task_type == "sentiment" and fake_llm.batches == [2, 1]
 
     a, b, c = judgements
@@ -213,7 +211,7 @@ def test_llm_sentiment_normalises_predicts_and_scores(fake_llm):
 def test_llm_sentiment_prompt_holds_profile_recent_sentiments_and_target(fake_llm):
     recommender = sentiment_recommender()
     task = space_task()
-    recommender.judge([task, task], [profile_for(task, ROMANCE_FAN), None])
+    recommender.judge([task, task], [profile_for(task, ROMANCE_FAN), None], DATA)
     with_profile, without = (p[-1]["content"] for p in fake_llm.prompts)
     assert ROMANCE_FAN in with_profile and ROMANCE_FAN not in without
     assert "profile" not in without.lower()
@@ -225,16 +223,16 @@ def test_llm_sentiment_prompt_holds_profile_recent_sentiments_and_target(fake_ll
         assert text.rstrip().endswith("Answer with one word: like, neutral, or dislike.")
     # the dataset's thresholds decide the sentiment words: with like_min 5, a 4 is neutral
     fake_llm.prompts.clear()
-    sentiment_recommender(ctx_cfg={"dataset": {"like_min": 5, "dislike_max": 2}}).judge([task], [None])
+    sentiment_recommender().judge([task], [None], RunData.of(MOVIES, {"like_min": 5, "dislike_max": 2}))
     assert "Apollo 13 (1995); genres: Drama, Space -> neutral" in fake_llm.prompts[0][-1]["content"]
 
 
 def test_llm_sentiment_rejects_misaligned_inputs(fake_llm):
     task = space_task()
     with pytest.raises(ValueError, match="one profile"):
-        sentiment_recommender().judge([task], [])
+        sentiment_recommender().judge([task], [], DATA)
     with pytest.raises(ValueError, match="belongs to task"):
-        sentiment_recommender().judge([task], [profile_for(space_task("other"), "x")])
+        sentiment_recommender().judge([task], [profile_for(space_task("other"), "x")], DATA)
 
 
 # -- llm_sentiment on a real (tiny) transformers model ---------------------------------------------
@@ -248,11 +246,10 @@ def test_llm_sentiment_on_tiny_transformers_model(tiny_model):
     try:
         root = OmegaConf.create({"llm": {"name": "transformers", "model": tiny_model, "device": "cpu"}})
         root.recommender = option("recommender", "llm_sentiment")
-        ctx = Context(cfg=root)
-        ctx.items = MOVIES
+        ctx = Context()
         recommender = ctx.build("recommender", root.recommender)
         task = space_task()
-        judgements = recommender.judge([task, task], [profile_for(task, ROMANCE_FAN), None])
+        judgements = recommender.judge([task, task], [profile_for(task, ROMANCE_FAN), None], DATA)
         for judgement in judgements:
             probs = json.loads(judgement.raw_output)
             assert set(probs) == set(LABELS) and sum(probs.values()) == pytest.approx(1.0)

@@ -86,7 +86,7 @@ def _rewrite(path: Path, change) -> None:
 
 def _write(cfg, run_dir: Path, results: dict) -> str:
     """The report stage again on ``run_dir`` (its results are recomputed from the run's files)."""
-    report.run(Context(cfg, run_dir, cache=None), RunStore(run_dir))
+    report.run(Context(run_dir, cache=None), cfg, RunStore(run_dir))
     return (run_dir / "report.html").read_text(encoding="utf-8")
 
 

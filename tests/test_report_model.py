@@ -37,7 +37,7 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _context(run_dir: Path):
-    return Context(api.load_config(run_dir), run_dir, cache=None), RunStore(run_dir)
+    return Context(run_dir, cache=None), api.load_config(run_dir), RunStore(run_dir)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from lettingo import api
 from lettingo.components import Context
 from lettingo.prompts import baselines, lettingo as lettingo_prompt
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import load_run_data, load_tasks
 from lettingo.store import RunStore, read_jsonl
 from lettingo.types import Profile
 
@@ -160,13 +160,14 @@ PROMPTS = ["lettingo", "palr", "rlmrec", "kar", "raw_history"]
 def test_every_profile_prompt_shows_the_data_literally(prepared, name):
     cfg, home = prepared["cfg"], prepared["home"]
     store = RunStore(prepared["run_dir"])
-    ctx = Context(cfg, store.dir, cache=None)
-    items = load_items(ctx, store)
+    ctx = Context(store.dir, cache=None)
+    data = load_run_data(ctx, cfg, store)
+    items = data.items
     with_reviews = ctx.build("prompt", OmegaConf.create({"name": name, "review_chars": 100_000}))
     without = ctx.build("prompt", OmegaConf.create({"name": name}))
     for task in load_tasks(store).values():
-        content = with_reviews.messages(task, items)[-1]["content"]
-        history = with_reviews.history(task, items)
+        content = with_reviews.messages(task, data)[-1]["content"]
+        history = with_reviews.history(task, data)
         template = {"lettingo": lettingo_prompt.INSTRUCTION.replace("{history}", history),
                     "raw_history": f"{baselines.RawHistoryPrompt.HEADER}\n{history}"}.get(
             name, f"{baselines.HEADER}\n\n{history}\n\n{getattr(type(with_reviews), 'INSTRUCTION', '')}")
@@ -175,7 +176,7 @@ def test_every_profile_prompt_shows_the_data_literally(prepared, name):
         for interaction in task.profile_window:
             assert items[interaction.item_id].describe() in content
             assert f'(review: "{interaction.text}")' in content  # review_chars: the review, verbatim
-        assert "(review:" not in without.messages(task, items)[-1]["content"]
+        assert "(review:" not in without.messages(task, data)[-1]["content"]
         assert task.target.item_id not in [i.item_id for i in task.profile_window]
 
 
@@ -183,8 +184,9 @@ def test_every_profile_prompt_shows_the_data_literally(prepared, name):
 def test_recommender_prompts_show_the_data_literally(prepared, name):
     cfg, home = prepared["cfg"], prepared["home"]
     store = RunStore(prepared["run_dir"])
-    ctx = Context(cfg, store.dir, cache=None)
-    items = load_items(ctx, store)
+    ctx = Context(store.dir, cache=None)
+    data = load_run_data(ctx, cfg, store)
+    items = data.items
     # building loads no model: the engine is asked of the pool only when judging
     recommender = ctx.build("recommender", OmegaConf.create(
         {"name": name, "llm": OmegaConf.to_container(cfg.llm, resolve=True)}))
@@ -192,9 +194,9 @@ def test_recommender_prompts_show_the_data_literally(prepared, name):
         profile = Profile(task_id=task.task_id, generator="base", prompt_style="lettingo", sample=0,
                           text=f"The user says: {PAYLOAD}", prompt_messages=[])
         if name == "llm_ranker":
-            messages = recommender.messages(task, profile, list(range(len(task.candidates))))
+            messages = recommender.messages(task, profile, list(range(len(task.candidates))), data)
         else:
-            messages = recommender.messages(task, profile)
+            messages = recommender.messages(task, profile, data)
         content = messages[-1]["content"]
         _check_literal(content, home, f"recommender {name}, task {task.task_id!r}")
         assert f"User profile:\n{profile.text}" in content

@@ -90,7 +90,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
     cfg_container = scrub_urls(OmegaConf.to_container(cfg, resolve=True))
     cfg_container.pop("shard", None)  # the run's config: one for all its shards (resume runs unsharded)
     cache = CallCache(cfg.cache.path) if cfg.cache.enabled else None
-    ctx = Context(cfg, store.dir, cache, registry)
+    ctx = Context(store.dir, cache, registry)
     fingerprints = stage_fingerprints(cfg)
     restart = cfg.get("resume", "refuse") == "restart"
     results: dict[str, Any] = {}
@@ -131,13 +131,13 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
             with store.waiting_lock(f".{name}.lock") if shard.sharded and each.shared else nullcontext():
                 if shard.sharded and each.shared and store.stage_done(name):
                     continue  # another shard did it while this one waited
-                results = _run_stage(ctx, store, each, key, fingerprint, inputs) or results
+                results = _run_stage(ctx, cfg, store, each, key, fingerprint, inputs) or results
             if each.per_user:
                 shard_done.append(name)
         if dry_run:
             from lettingo.pipeline.dry_run import estimate
 
-            return {"dry_run": estimate(ctx, store)}
+            return {"dry_run": estimate(ctx, cfg, store)}
     except OSError as exc:  # anywhere: a stage's rows, the manifest, the ledger, a checkpoint
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -157,7 +157,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
     return results
 
 
-def _run_stage(ctx: Context, store: RunStore, each: Stage, key: str, fingerprint: str,
+def _run_stage(ctx: Context, cfg: DictConfig, store: RunStore, each: Stage, key: str, fingerprint: str,
                inputs: dict[str, Any]) -> dict[str, Any] | None:
     """Run one stage (or one shard's part of it), recording it in the manifest; the results a stage
     hands back (the report stage's ``results``) are returned, not recorded."""
@@ -165,7 +165,7 @@ def _run_stage(ctx: Context, store: RunStore, each: Stage, key: str, fingerprint
     store.mark_stage(key, fingerprint, inputs, "running")
     started, rows_before = time.time(), len(ctx.ledger.rows)
     ctx.ledger.stage = each.name
-    summary = each.run(ctx, store) or {}
+    summary = each.run(ctx, cfg, store) or {}
     summary["seconds"] = round(time.time() - started, 2)
     usage = ledger.summarize(ctx.ledger.rows[rows_before:], by=("model",))
     if usage:

@@ -26,7 +26,7 @@ from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.pair import pairs_summary, write_pairs
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import load_run_data, load_tasks
 from lettingo.store import JsonlAppender, read_jsonl, write_atomic, write_json
 from lettingo.targets import mean_over_targets, primary_tasks
 from lettingo.types import AlignedModel, Judgement, PreferencePair, Profile
@@ -36,26 +36,26 @@ log = logging.getLogger(__name__)
 ROUNDS_FILE = "rounds.json"
 
 
-def run(ctx, store) -> dict:
+def run(ctx, cfg, store) -> dict:
     pairs = [PreferencePair.from_dict(r) for r in read_jsonl(store.path("pairs.jsonl"))]
-    aligner = ctx.build("aligner", ctx.cfg.aligner)
+    aligner = ctx.build("aligner", cfg.aligner)
     no_training = not getattr(aligner, "trains", True)  # the component says whether it trains
     if not pairs and not no_training:
         raise NoPairsError(
             f"{store.path('pairs.jsonl')} holds no preference pairs: every user's profiles were judged "
             "alike. Use pair_selector=best_vs_worst, more profiles per user (explore.num_profiles), "
             "or more train users (protocol.train_users).")
-    rounds = int(OmegaConf.select(ctx.cfg, "align.rounds", default=1) or 1)
+    rounds = int(OmegaConf.select(cfg, "align.rounds", default=1) or 1)
     if rounds < 1:
         raise ValueError(f"align.rounds must be 1 or more, got {rounds}")
     if no_training and rounds > 1:
         log.warning("align.rounds=%d with aligner=%s: nothing trains, so one round is run", rounds,
-                    ctx.cfg.aligner.name)
+                    cfg.aligner.name)
         rounds = 1
     out = store.path("aligned")
-    base = resolve_model(ctx.cfg.llm.model)
-    share = float(OmegaConf.select(ctx.cfg, "align.heldout_users", default=0.0) or 0.0)
-    score_train = OmegaConf.select(ctx.cfg, "align.score_train_pairs", default=32)
+    base = resolve_model(cfg.llm.model)
+    share = float(OmegaConf.select(cfg, "align.heldout_users", default=0.0) or 0.0)
+    score_train = OmegaConf.select(cfg, "align.score_train_pairs", default=32)
     # per-round metrics, kept only when there are rounds to compare
     history = [_explore_metrics(1, "explore stage", store.path("judgements.jsonl"), pairs)] if rounds > 1 else []
     aligned: AlignedModel | None = None
@@ -63,7 +63,7 @@ def run(ctx, store) -> dict:
     for number in range(1, rounds + 1):
         round_dir = out if rounds == 1 else out / f"round-{number}"
         if number > 1:  # on-policy: the last round's generator explores, its profiles make the pairs
-            pairs = _explore_round(ctx, store, aligned, round_dir)
+            pairs = _explore_round(ctx, cfg, store, aligned, round_dir)
             history.append(_explore_metrics(number, f"round {number - 1}", round_dir / "judgements.jsonl", pairs))
             if not pairs:
                 log.warning("round %d: the aligned generator's profiles gave no pairs; stopping after round %d",
@@ -71,13 +71,13 @@ def run(ctx, store) -> dict:
                 history[-1]["stopped"] = "no pairs"
                 break
         train_pairs, heldout = preference_check.split_heldout(pairs, share if not no_training else 0.0,
-                                                              int(ctx.cfg.seed))
+                                                              int(cfg.seed))
         ctx.release_llms()  # free generation engines before training
         continue_from = aligned.adapter_path if aligned is not None else None
         start = aligned.model_path if aligned is not None and aligned.model_path else base
         aligned = aligner.train(train_pairs, start, round_dir,
                                 **({"init_adapter": continue_from} if continue_from else {}))
-        check = _check_pairs(ctx, store, aligner, aligned, start, continue_from, train_pairs, heldout, score_train,
+        check = _check_pairs(cfg, store, aligner, aligned, start, continue_from, train_pairs, heldout, score_train,
                              round_dir)
         if history:
             history[-1].update(_training_metrics(aligned))
@@ -98,38 +98,39 @@ def load_aligned(store) -> AlignedModel:
     return AlignedModel.from_dict(json.loads((store.path("aligned") / "aligned_model.json").read_text()))
 
 
-def aligned_generator(ctx, aligned: AlignedModel):
-    """The LLM that writes as the aligned model: the base engine with the adapter, or the whole
-    fine-tuned model in the configured backend."""
+def aligned_generator(ctx, cfg, aligned: AlignedModel):
+    """The LLM that writes as the aligned model: the base engine (``cfg.llm``) with the adapter, or
+    the whole fine-tuned model in the configured backend."""
     if aligned.model_path:
-        return ctx.llm(OmegaConf.merge(ctx.cfg.llm, {"model": aligned.model_path}))
-    return ctx.llm(ctx.cfg.llm).with_adapter(aligned.adapter_path)
+        return ctx.llm(OmegaConf.merge(cfg.llm, {"model": aligned.model_path}))
+    return ctx.llm(cfg.llm).with_adapter(aligned.adapter_path)
 
 
-def _explore_round(ctx, store, aligned: AlignedModel, round_dir) -> list[PreferencePair]:
+def _explore_round(ctx, cfg, store, aligned: AlignedModel, round_dir) -> list[PreferencePair]:
     """The aligned generator's profiles for every training user, judged and paired (resumable:
     the round's JSONL files keep what was done)."""
-    load_items(ctx, store)
+    data = load_run_data(ctx, cfg, store)
     tasks = load_tasks(store, "train")
     users = primary_tasks(tasks)
-    params = sampling_params(ctx.cfg.explore, ctx.cfg.explore.num_profiles)
+    params = sampling_params(cfg.explore, cfg.explore.num_profiles)
     stage = f"align: {round_dir.name}"
     with JsonlAppender(round_dir / "profiles.jsonl", profile_key) as out:
-        failures = FailureBudget.for_stage(ctx, f"{stage} explore", len(users))
-        write_profiles(ctx, aligned_generator(ctx, aligned), list(users.values()), "aligned", params,
-                       prompts_per_call(ctx.cfg.explore, params), out, f"{stage}: writing profiles", failures)
+        failures = FailureBudget.for_stage(cfg, f"{stage} explore", len(users))
+        write_profiles(ctx, aligned_generator(ctx, cfg, aligned), list(users.values()), data, int(cfg.seed),
+                       "aligned", params, prompts_per_call(cfg.explore, params), out,
+                       f"{stage}: writing profiles", failures, cfg.prompt)
         profiles = [Profile.from_dict(r) for r in out.rows]
     with JsonlAppender(round_dir / "judgements.jsonl", judgement_key) as out:
-        judge_all(ctx, tasks, profiles, out, f"{stage}: judging profiles",
-                  FailureBudget.for_stage(ctx, f"{stage} evaluate", len(profiles)))
+        judge_all(ctx, cfg, data, tasks, profiles, out, f"{stage}: judging profiles",
+                  FailureBudget.for_stage(cfg, f"{stage} evaluate", len(profiles)))
         judgements = [Judgement.from_dict(r) for r in out.rows]
-    selector = ctx.build("pair_selector", ctx.cfg.pair_selector)
+    selector = ctx.build("pair_selector", cfg.pair_selector)
     pairs = selector.select(users, profiles, mean_over_targets(tasks, judgements))
     write_pairs(round_dir / "pairs.jsonl", pairs)
     return pairs
 
 
-def _check_pairs(ctx, store, aligner, aligned: AlignedModel, start: str, init_adapter, train_pairs, heldout,
+def _check_pairs(cfg, store, aligner, aligned: AlignedModel, start: str, init_adapter, train_pairs, heldout,
                  score_train, round_dir) -> dict | None:
     """Held-out and training pairs scored by the trained policy against its starting point, summed
     up with user-clustered intervals and a verdict; kept in ``pair_check.json`` (a rerun reuses it)
@@ -137,7 +138,7 @@ def _check_pairs(ctx, store, aligner, aligned: AlignedModel, start: str, init_ad
     score = getattr(aligner, "score_pairs", None)  # an aligner that can: TRL's; `none` trains nothing
     if score is None or aligned.unchanged:
         return None
-    seed, n_boot = int(ctx.cfg.seed), int(ctx.cfg.report.bootstrap_resamples)
+    seed, n_boot = int(cfg.seed), int(cfg.report.bootstrap_resamples)
     sampled = preference_check.sample_pairs(train_pairs, score_train, seed)
     key = digest({"aligned": aligned.to_dict(), "start": start, "init": init_adapter, "n_boot": n_boot,
                   "pairs": [[p.chosen_id, p.rejected_id, p.task_id] for p in (*sampled, *heldout)]})

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lettingo.pipeline.explore import explore_generators, sampling_params
-from lettingo.run_data import evaluated_split, load_items, load_tasks
+from lettingo.run_data import RunData, evaluated_split, load_run_data, load_tasks
 from lettingo.types import UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
@@ -25,10 +25,9 @@ def tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages)
 
 
-def estimate(ctx, store) -> list[dict[str, Any]]:
+def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
     """One row per (stage, model): requests, prompt tokens, completion tokens (upper bound), cost."""
-    cfg = ctx.cfg
-    load_items(ctx, store)
+    data = load_run_data(ctx, cfg, store)
     tasks = load_tasks(store)
     train = [t for t in tasks.values() if t.split == "train"]
     test = [t for t in tasks.values() if t.split == evaluated_split(cfg)]
@@ -45,19 +44,19 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
 
     # profiles are written once per user (primary tasks) and judged on each of the user's targets
     writers, test_writers = ([t for t in split if t.profile_task is None] for split in (train, test))
-    profile_tokens = {t.task_id: tokens(prompt.messages(t, ctx.items)) for t in writers + test_writers}
+    profile_tokens = {t.task_id: tokens(prompt.messages(t, data)) for t in writers + test_writers}
     explored = 0
     for generator in explore_generators(cfg):
         explored += generator.params.n  # every profile is judged, whoever wrote it
         own = ctx.build("prompt", generator.prompt) if generator.prompt is not None else None
         if own is not None and not getattr(own, "needs_llm", True):
             continue  # raw_history writes its profiles itself: no request
-        explore_tokens = (sum(tokens(own.messages(t, ctx.items)) for t in writers) if own is not None
+        explore_tokens = (sum(tokens(own.messages(t, data)) for t in writers) if own is not None
                           else sum(profile_tokens[t.task_id] for t in writers))
         add("explore", generator.llm, len(writers), explore_tokens,
             len(writers) * generator.params.n * generator.params.max_new_tokens)
     if judge_llm is not None:
-        judge = _judge_tokens(recommender, train, cfg.explore.max_new_tokens)
+        judge = _judge_tokens(recommender, train, data, cfg.explore.max_new_tokens)
         add("evaluate", judge_llm, len(train) * explored, judge * explored,
             len(train) * explored * JUDGE_ANSWER_TOKENS)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
@@ -69,20 +68,20 @@ def estimate(ctx, store) -> list[dict[str, Any]]:
     for baseline_cfg in baselines:
         baseline = ctx.build("prompt", baseline_cfg)
         if getattr(baseline, "needs_llm", True):
-            add("test", cfg.llm, len(test_writers), sum(tokens(baseline.messages(t, ctx.items)) for t in test_writers),
+            add("test", cfg.llm, len(test_writers), sum(tokens(baseline.messages(t, data)) for t in test_writers),
                 len(test_writers) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
         judged = (2 + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
-        judge = _judge_tokens(recommender, test, cfg.test.max_new_tokens)
+        judge = _judge_tokens(recommender, test, data, cfg.test.max_new_tokens)
         add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged * JUDGE_ANSWER_TOKENS)
     return rows
 
 
-def _judge_tokens(recommender, tasks: list[UserTask], profile_tokens: int) -> int:
+def _judge_tokens(recommender, tasks: list[UserTask], data: RunData, profile_tokens: int) -> int:
     """Tokens of one judge prompt per task (no profile) summed, plus a full-length profile each."""
     if not hasattr(recommender, "messages"):
         return 0
-    return sum(tokens(recommender.messages(t, None)) + profile_tokens for t in tasks)
+    return sum(tokens(recommender.messages(t, None, data)) + profile_tokens for t in tasks)
 
 
 def _label(llm_cfg) -> str:

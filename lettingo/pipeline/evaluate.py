@@ -6,21 +6,21 @@ from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
 from lettingo.reporting.naming import profile_method
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import RunData, load_run_data, load_tasks
 from lettingo.store import JsonlAppender, read_jsonl
 from lettingo.targets import on_task, targets_of
 from lettingo.types import Judgement, Profile, UserTask
 
 
-def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[str, None]],
+def judge_all(ctx, cfg, data: RunData, tasks: dict[str, UserTask], profiles: list[Profile | tuple[str, None]],
               out: JsonlAppender, description: str, failures: FailureBudget) -> int:
     """Judge every (task, profile) not yet in ``out``; ``("task_id", None)`` means no profile (10H).
     A judgement whose LLM request failed is not written (a rerun judges it again). Each judgement
     records its method (none, base, aligned or a baseline prompt's name), so the report need not
     parse profile ids. With several targets per user (``protocol.targets_per_user``) each profile
     is judged on every target of its user (``lettingo.targets``)."""
-    recommender = ctx.build("recommender", ctx.cfg.recommender)
-    main_style = str(ctx.cfg.prompt.name)
+    recommender = ctx.build("recommender", cfg.recommender)
+    main_style = str(cfg.prompt.name)
     targets = targets_of(tasks)
     position = {task_id: k for k, task_id in enumerate(tasks)}
     units, methods, total = [], {}, 0
@@ -38,11 +38,11 @@ def judge_all(ctx, tasks: dict[str, UserTask], profiles: list[Profile | tuple[st
         group = {}
         units.sort(key=lambda u: (group.setdefault((u[1].generator, u[1].prompt_style) if u[1] else None, len(group)),
                                   position[u[0].task_id], u[1].sample if u[1] else 0))
-    batch_size = max(1, int(ctx.cfg.evaluate.batch_size))
+    batch_size = max(1, int(cfg.evaluate.batch_size))
     with progress(description, total=total, done=total - len(units)) as advance:
         for start in range(0, len(units), batch_size):
             batch = units[start:start + batch_size]
-            judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch])
+            judgements = recommender.judge([t for t, _ in batch], [p for _, p in batch], data)
             advance(len(batch))
             for j in judgements:
                 j.method = methods.get(j.profile_id, j.method)
@@ -56,16 +56,16 @@ def judgement_key(row: dict) -> str:
     return row["profile_id"]
 
 
-def run(ctx, store) -> dict:
-    load_items(ctx, store)
-    shard = Shard.of(ctx.cfg)
+def run(ctx, cfg, store) -> dict:
+    data = load_run_data(ctx, cfg, store)
+    shard = Shard.of(cfg)
     tasks = load_tasks(store, "train")
     # this shard's profiles: from explore's merged file, or from its own shard of explore
     source = store.path("profiles.jsonl") if store.stage_done("explore") else store.path(shard.file("profiles.jsonl"))
     profiles = [Profile.from_dict(r) for r in read_jsonl(source) if shard.owns(r["task_id"])]
-    failures = FailureBudget.for_stage(ctx, "evaluate", len(profiles))
+    failures = FailureBudget.for_stage(cfg, "evaluate", len(profiles))
     with JsonlAppender(store.path(shard.file("judgements.jsonl")), judgement_key) as out:
-        judge_all(ctx, tasks, profiles, out, "evaluate: judging profiles", failures)
+        judge_all(ctx, cfg, data, tasks, profiles, out, "evaluate: judging profiles", failures)
         rows = [Judgement.from_dict(r) for r in out.rows]
     return {"judgements": len(rows), "correct_rate": sum(j.correct for j in rows) / max(1, len(rows)),
             "invalid": sum(not j.valid for j in rows), **failures.summary()}

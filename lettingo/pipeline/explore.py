@@ -23,7 +23,7 @@ from lettingo.llm import SamplingParams, failed
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.shards import Shard
 from lettingo.progress import progress
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import RunData, load_run_data, load_tasks
 from lettingo.store import JsonlAppender
 from lettingo.targets import primary_tasks
 from lettingo.types import Profile, UserTask
@@ -97,17 +97,16 @@ def explore_generators(cfg) -> list[Generator]:
     return generators
 
 
-def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: SamplingParams,
-                   per_call: int, out: JsonlAppender, description: str, failures: FailureBudget,
-                   prompt_cfg=None, seed_name: str | None = None, answers_cfg=None) -> int:
+def write_profiles(ctx, llm, tasks: list[UserTask], data: RunData, seed: int, generator: str,
+                   params: SamplingParams, per_call: int, out: JsonlAppender, description: str,
+                   failures: FailureBudget, prompt_cfg, seed_name: str | None = None, answers_cfg=None) -> int:
     """Profiles for every task not yet complete in ``out``; a task's samples are written together,
-    and not at all when its request failed (a rerun asks again). ``prompt_cfg`` defaults to the
-    run's prompt; a prompt with ``needs_llm = False`` (``raw_history``) writes its profile itself.
+    and not at all when its request failed (a rerun asks again). ``prompt_cfg``: the prompt that
+    writes them; one with ``needs_llm = False`` (``raw_history``) writes its profile itself.
     ``answers_cfg``: the prompt the profiles are recorded as answering (their ``prompt_messages``,
     what pairs train on); default: the one that wrote them.
-    Seeds come from (run seed, task, ``seed_name`` or the generator's name): generators given one
+    Seeds come from (run ``seed``, task, ``seed_name`` or the generator's name): generators given one
     ``seed_name`` draw the same random numbers for a user (common random numbers)."""
-    prompt_cfg = prompt_cfg or ctx.cfg.prompt
     prompt = ctx.build("prompt", prompt_cfg)
     answers = ctx.build("prompt", answers_cfg) if answers_cfg is not None else prompt
     style = prompt_cfg.name
@@ -117,16 +116,16 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
 
     todo = [t for t in tasks if not complete(t)]
     if not getattr(prompt, "needs_llm", True):  # no model: the same text for every sample
-        out.append(Profile(t.task_id, generator, style, i, prompt.profile_text(t, ctx.items),
-                           answers.messages(t, ctx.items), {}, "none").to_dict()
+        out.append(Profile(t.task_id, generator, style, i, prompt.profile_text(t, data),
+                           answers.messages(t, data), {}, "none").to_dict()
                    for t in todo for i in range(params.n))
         return len(todo)
     model = model_label(llm.identity())
     with progress(description, total=len(tasks), done=len(tasks) - len(todo)) as advance:
         for start in range(0, len(todo), per_call):
             batch = todo[start:start + per_call]
-            messages = [prompt.messages(t, ctx.items) for t in batch]
-            seeds = [task_seed(ctx.cfg.seed, t.task_id, seed_name or generator) for t in batch]
+            messages = [prompt.messages(t, data) for t in batch]
+            seeds = [task_seed(seed, t.task_id, seed_name or generator) for t in batch]
             for task, msgs, gens in zip(batch, messages, llm.generate(messages, params, seeds)):
                 advance()
                 error = next((g.usage["error"] for g in gens if failed(g)), None)
@@ -134,28 +133,30 @@ def write_profiles(ctx, llm, tasks: list[UserTask], generator: str, params: Samp
                     failures.record(f"task {task.task_id} ({generator})", error)
                     continue
                 if answers is not prompt:
-                    msgs = answers.messages(task, ctx.items)
+                    msgs = answers.messages(task, data)
                 out.append(Profile(task.task_id, generator, style, i, g.text, msgs, g.usage, model).to_dict()
                            for i, g in enumerate(gens))
     return len(todo)
 
 
-def run(ctx, store) -> dict:
-    load_items(ctx, store)
-    shard = Shard.of(ctx.cfg)
+def run(ctx, cfg, store) -> dict:
+    data = load_run_data(ctx, cfg, store)
+    shard = Shard.of(cfg)
     tasks = [t for t in primary_tasks(load_tasks(store, "train")).values() if shard.owns(t.task_id)]
-    generators = explore_generators(ctx.cfg)
-    failures = FailureBudget.for_stage(ctx, "explore", len(tasks) * len(generators))
+    generators = explore_generators(cfg)
+    failures = FailureBudget.for_stage(cfg, "explore", len(tasks) * len(generators))
     written = {}
     # engines later stages use again stay pooled; others are closed once their generator is done
-    keep = {ctx.llm_key(c) for c in (ctx.cfg.llm, ctx.cfg.recommender.get("llm")) if c is not None}
+    keep = {ctx.llm_key(c) for c in (cfg.llm, cfg.recommender.get("llm")) if c is not None}
     with JsonlAppender(store.path(shard.file("profiles.jsonl")), profile_key) as out:
         for name, llm_cfg, params, prompt_cfg in generators:
             with ctx.ledger.labelled(name):
                 written[name] = write_profiles(
-                    ctx, ctx.llm(llm_cfg), tasks, name, params, prompts_per_call(ctx.cfg.explore, params), out,
+                    ctx, ctx.llm(llm_cfg), tasks, data, int(cfg.seed), name, params,
+                    prompts_per_call(cfg.explore, params), out,
                     f"explore: {name} writing profiles" if len(generators) > 1 else "explore: writing profiles",
-                    failures, prompt_cfg=prompt_cfg, answers_cfg=ctx.cfg.prompt if prompt_cfg is not None else None,
+                    failures, prompt_cfg=prompt_cfg or cfg.prompt,
+                    answers_cfg=cfg.prompt if prompt_cfg is not None else None,
                 )
             if ctx.llm_key(llm_cfg) not in keep:
                 ctx.release_llm(llm_cfg)  # one extra model in memory at a time (GPU engines, big models)

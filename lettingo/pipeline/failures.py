@@ -23,9 +23,9 @@ DEFAULT_MAX_RATE = 0.05
 
 class FailureBudget:
     @classmethod
-    def for_stage(cls, ctx, stage: str, total: int) -> "FailureBudget":
+    def for_stage(cls, cfg, stage: str, total: int) -> "FailureBudget":
         # .get: run directories made before this key existed still resume
-        return cls(stage, total, ctx.cfg.get("max_failure_rate", DEFAULT_MAX_RATE))
+        return cls(stage, total, cfg.get("max_failure_rate", DEFAULT_MAX_RATE))
 
     def __init__(self, stage: str, total: int, max_rate: float):
         self.stage = stage

@@ -31,11 +31,11 @@ def pairs_summary(pairs: list[PreferencePair]) -> dict:
     }
 
 
-def run(ctx, store) -> dict:
+def run(ctx, cfg, store) -> dict:
     tasks = load_tasks(store, "train")
     profiles = [Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))]
     judgements = [Judgement.from_dict(r) for r in read_jsonl(store.path("judgements.jsonl"))]
-    selector = ctx.build("pair_selector", ctx.cfg.pair_selector)
+    selector = ctx.build("pair_selector", cfg.pair_selector)
     # several targets per user: each profile is paired on its mean judgement over them
     pairs = selector.select(primary_tasks(tasks), profiles, mean_over_targets(tasks, judgements))
     write_pairs(store.path("pairs.jsonl"), pairs)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from lettingo.data.protocol import SPLITS, build_tasks
-from lettingo.run_data import load_items, load_tasks
+from lettingo.run_data import load_tasks
 from lettingo.store import write_atomic, write_json
 
 
-def run(ctx, store) -> dict:
+def run(ctx, cfg, store) -> dict:
     if not store.path("tasks.jsonl").exists():
-        data = ctx.build("dataset", ctx.cfg.dataset).load()
-        tasks, summary = build_tasks(data, ctx.cfg.protocol, ctx.cfg.dataset)
+        data = ctx.build("dataset", cfg.dataset).load()
+        tasks, summary = build_tasks(data, cfg.protocol, cfg.dataset)
         used = set()
         for task in tasks:
             used.update(i.item_id for i in task.profile_window + task.recent_window)
@@ -29,7 +29,6 @@ def run(ctx, store) -> dict:
         write_atomic(store.path("tasks.jsonl"), "".join(
             json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in tasks))
     tasks = load_tasks(store)
-    load_items(ctx, store)
     counts = {f"{split}_tasks": sum(t.split == split for t in tasks.values()) for split in SPLITS}
     if not counts["validation_tasks"]:
         del counts["validation_tasks"]

@@ -12,8 +12,8 @@ from lettingo.reporting.model import build_report
 from lettingo.store import write_atomic, write_json
 
 
-def run(ctx, store) -> dict:
-    report = build_report(ctx, store)
+def run(ctx, cfg, store) -> dict:
+    report = build_report(ctx, cfg, store)
     write_json(store.path("results.json"), report.results)
     write_atomic(store.path("report.md"), render_markdown(report))
     write_atomic(store.path("report.html"), render_html(report))

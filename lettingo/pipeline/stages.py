@@ -1,6 +1,7 @@
 """The stage table: what the orchestrator knows about each stage, in one place.
 
-A stage is a module with ``run(ctx, store) -> summary``. Its row names the config sections that make
+A stage is a module with ``run(ctx, cfg, store) -> summary``: the services (``Context``), the run's
+config and its directory. Its row names the config sections that make
 its inputs (with the previous stage's fingerprint, so a change upstream is seen downstream), the
 files and folders it writes in the run directory (what a restart of it removes), whether its work
 is per user (so shards can split it), whether shards share it (run by the first, waited for by the
@@ -18,7 +19,7 @@ from lettingo.pipeline import align, evaluate, explore, pair, prepare, report, t
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[[Any, Any], dict[str, Any]]
+    run: Callable[[Any, Any, Any], dict[str, Any]]
     inputs: tuple[str, ...]      # config sections in its fingerprint
     outputs: tuple[str, ...]     # in the run directory; a restart of this stage removes them
     per_user: bool = False       # shards split it by user and merge the parts

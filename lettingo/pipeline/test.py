@@ -17,40 +17,41 @@ from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.failures import FailureBudget
 from lettingo.pipeline.shards import Shard
-from lettingo.run_data import evaluated_split, load_items, load_tasks
+from lettingo.run_data import evaluated_split, load_run_data, load_tasks
 from lettingo.store import JsonlAppender
 from lettingo.targets import primary_tasks
 from lettingo.types import Profile
 
 
-def run(ctx, store) -> dict:
-    load_items(ctx, store)
-    shard = Shard.of(ctx.cfg)
-    tasks = {k: t for k, t in load_tasks(store, evaluated_split(ctx.cfg)).items() if shard.owns(t.primary_task_id)}
+def run(ctx, cfg, store) -> dict:
+    data = load_run_data(ctx, cfg, store)
+    shard = Shard.of(cfg)
+    tasks = {k: t for k, t in load_tasks(store, evaluated_split(cfg)).items() if shard.owns(t.primary_task_id)}
     users = list(primary_tasks(tasks).values())  # profiles are written once per user, judged on every target
     aligned = load_aligned(store)
-    base = ctx.llm(ctx.cfg.llm)
+    base = ctx.llm(cfg.llm)
     generators = {"base": base}
     if not aligned.unchanged:  # aligner `none`: the base profiles are the aligned ones
-        generators["aligned"] = aligned_generator(ctx, aligned)
-    params = sampling_params(ctx.cfg.test, ctx.cfg.test.num_profiles)
-    per_call = prompts_per_call(ctx.cfg.test, params)
-    baselines = list(ctx.cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
-    failures = FailureBudget.for_stage(ctx, "test", len(users) * (len(generators) + len(baselines)))
+        generators["aligned"] = aligned_generator(ctx, cfg, aligned)
+    params = sampling_params(cfg.test, cfg.test.num_profiles)
+    per_call = prompts_per_call(cfg.test, params)
+    seed = int(cfg.seed)
+    baselines = list(cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
+    failures = FailureBudget.for_stage(cfg, "test", len(users) * (len(generators) + len(baselines)))
     with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
         for name, llm in generators.items():  # one seed per user and sample for both: paired samples
-            write_profiles(ctx, llm, users, name, params, per_call, out,
-                           f"test: {name} profiles", failures, seed_name="base")
+            write_profiles(ctx, llm, users, data, seed, name, params, per_call, out,
+                           f"test: {name} profiles", failures, cfg.prompt, seed_name="base")
         for entry in baselines:  # the paper's baseline prompts, written by the base generator
             prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
-            write_profiles(ctx, base, users, "base", params, per_call, out,
-                           f"test: {prompt_cfg.name} profiles", failures, prompt_cfg=prompt_cfg)
+            write_profiles(ctx, base, users, data, seed, "base", params, per_call, out,
+                           f"test: {prompt_cfg.name} profiles", failures, prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
-    units = [(task.task_id, None) for task in users] if ctx.cfg.test.no_profile_baseline else []
+    units = [(task.task_id, None) for task in users] if cfg.test.no_profile_baseline else []
     targets_per_user = len(tasks) // max(1, len(users))
-    judge_failures = FailureBudget.for_stage(ctx, "test: judging", (len(units) + len(profiles)) * targets_per_user)
+    judge_failures = FailureBudget.for_stage(cfg, "test: judging", (len(units) + len(profiles)) * targets_per_user)
     with JsonlAppender(store.path(shard.file("test_judgements.jsonl")), judgement_key) as out:
-        judge_all(ctx, tasks, units + profiles, out, "test: judging", judge_failures)
+        judge_all(ctx, cfg, data, tasks, units + profiles, out, "test: judging", judge_failures)
         judged = len(out.rows)
     return {"test_profiles": len(profiles), "test_judgements": judged,
             **failures.summary(), **{f"judging_{k}": v for k, v in judge_failures.summary().items()}}

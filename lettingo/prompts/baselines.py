@@ -5,7 +5,7 @@
 * ``kar`` (KAR, Xi et al. 2023): factorization: list the preference factors, then the user's
   preference on each factor, explained with evidence from the history.
 * ``raw_history``: no LLM: the profile is the profile window itself, pasted as text (does a written
-  profile beat its own input?). ``needs_llm`` is False and ``profile_text(task, items)`` is the profile.
+  profile beat its own input?). ``needs_llm`` is False and ``profile_text(task, data)`` is the profile.
 
 All of them show the history exactly as the LettinGo prompt does (profile window only, oldest first,
 each item with like / neutral / dislike; same ``max_items``, ``review_chars`` and ``system``
@@ -16,10 +16,11 @@ options), so the comparison is between instructions, not between renderings. Ins
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from lettingo.prompts.lettingo import HistorySettings, LettinGoPrompt, PromptSettings
-from lettingo.types import Item, UserTask
+from lettingo.run_data import RunData
+from lettingo.types import UserTask
 
 HEADER = (
     "Below are items a user interacted with, oldest first. After each item is how the user felt "
@@ -64,8 +65,8 @@ class HistoryPrompt(LettinGoPrompt):
     def __init__(self, name: str | None = None, **options: Any):
         super().__init__(name=name or self.Settings.name, **options)
 
-    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
-        text = f"{HEADER}\n\n{self.history(task, items)}\n\n{self.INSTRUCTION}"
+    def messages(self, task: UserTask, data: RunData) -> list[dict[str, str]]:
+        text = f"{HEADER}\n\n{self.history(task, data)}\n\n{self.INSTRUCTION}"
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": text})
         return messages
@@ -125,7 +126,7 @@ class KarPrompt(HistoryPrompt):
 class RawHistoryPrompt(HistoryPrompt):
     """No LLM: the profile is the rendered profile window under a one-line header.
 
-    ``profile_text(task, items)`` is the profile; ``messages`` shows the same text as one user
+    ``profile_text(task, data)`` is the profile; ``messages`` shows the same text as one user
     message so that tooling which prints prompts still works. ``system`` is not shown: no model
     reads these messages.
     """
@@ -134,8 +135,8 @@ class RawHistoryPrompt(HistoryPrompt):
     HEADER = "The user's earlier items, oldest first, with how they felt:"
     needs_llm = False
 
-    def profile_text(self, task: UserTask, items: Mapping[str, Item]) -> str:
-        return f"{self.HEADER}\n{self.history(task, items)}"
+    def profile_text(self, task: UserTask, data: RunData) -> str:
+        return f"{self.HEADER}\n{self.history(task, data)}"
 
-    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
-        return [{"role": "user", "content": self.profile_text(task, items)}]
+    def messages(self, task: UserTask, data: RunData) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.profile_text(task, data)}]

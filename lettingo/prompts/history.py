@@ -6,27 +6,15 @@ is written from are the words the recommender reads next to it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
-from omegaconf import OmegaConf
-
-from lettingo.labels import label_for, thresholds
+from lettingo.run_data import RunData
 from lettingo.types import Interaction, Item
 
 
 class MissingItemError(KeyError):
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
-
-
-def sentiment_thresholds(cfg: Any) -> tuple[float, float]:
-    """``(like_min, dislike_max)`` from the run config's ``dataset`` node (``lettingo.labels``)."""
-    return thresholds(OmegaConf.select(cfg, "dataset", default=None) if cfg is not None else None)
-
-
-def sentiment_word(rating: float, like_min: float, dislike_max: float) -> str:
-    """The rule that labels targets (``lettingo.labels``), so history and label agree."""
-    return label_for(rating, like_min, dislike_max)
 
 
 def item_text(items: Mapping[str, Item], item_id: str, where: str) -> str:
@@ -42,20 +30,19 @@ def item_text(items: Mapping[str, Item], item_id: str, where: str) -> str:
 
 def format_interactions(
     interactions: Iterable[Interaction],
-    items: Mapping[str, Item],
-    like_min: float,
-    dislike_max: float,
+    data: RunData,
     where: str,
     review_chars: int = 0,
 ) -> str:
     """One numbered line per interaction: ``1. <item text> -> like``, and with ``review_chars`` > 0
-    the start of the user's review after it (datasets with reviews: Amazon, Yelp, jsonl).
+    the start of the user's review after it (datasets with reviews: Amazon, Yelp, jsonl). The word is
+    the label rule's (``data.label``), so history and target labels agree.
 
     Review text is data: it is pasted in as it is, never used as a template."""
     lines = []
     for number, interaction in enumerate(interactions, start=1):
-        text = item_text(items, interaction.item_id, where)
-        line = f"{number}. {text} -> {sentiment_word(interaction.rating, like_min, dislike_max)}"
+        text = item_text(data.items, interaction.item_id, where)
+        line = f"{number}. {text} -> {data.label(interaction.rating)}"
         if review_chars > 0 and interaction.text and interaction.text.strip():
             review = " ".join(interaction.text.split())
             if len(review) > review_chars:

@@ -9,11 +9,11 @@ the target are the evaluation, and showing them here would leak the answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
-from lettingo.labels import DEFAULT_DISLIKE_MAX, DEFAULT_LIKE_MIN
-from lettingo.prompts.history import format_interactions, sentiment_thresholds
-from lettingo.types import Item, UserTask
+from lettingo.prompts.history import format_interactions
+from lettingo.run_data import RunData
+from lettingo.types import UserTask
 
 INSTRUCTION = (
     "Below are items a user interacted with, oldest first. After each item is how the user felt "
@@ -43,7 +43,7 @@ class PromptSettings(HistorySettings):
 
 
 class LettinGoPrompt:
-    """``messages(task, items)``: an optional system message and one open-ended user message."""
+    """``messages(task, data)``: an optional system message and one open-ended user message."""
 
     Settings: type[HistorySettings] = PromptSettings
 
@@ -52,8 +52,6 @@ class LettinGoPrompt:
         name: str = PromptSettings.name,
         system: str | None = None,
         max_items: int | None = None,
-        like_min: float = DEFAULT_LIKE_MIN,
-        dislike_max: float = DEFAULT_DISLIKE_MAX,
         review_chars: int = PromptSettings.review_chars,
     ):
         if max_items is not None and max_items < 1:
@@ -61,27 +59,23 @@ class LettinGoPrompt:
         self.name = name
         self.system = system
         self.max_items = max_items
-        self.like_min = like_min
-        self.dislike_max = dislike_max
         self.review_chars = int(review_chars or 0)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LettinGoPrompt":
-        like_min, dislike_max = sentiment_thresholds(ctx.cfg)
-        return cls(name=cfg.name, system=cfg.get("system"), max_items=cfg.max_items, like_min=like_min,
-                   dislike_max=dislike_max, review_chars=cfg.review_chars)
+        return cls(name=cfg.name, system=cfg.get("system"), max_items=cfg.max_items, review_chars=cfg.review_chars)
 
-    def history(self, task: UserTask, items: Mapping[str, Item]) -> str:
+    def history(self, task: UserTask, data: RunData) -> str:
         """The profile window as numbered lines, oldest first; every profile prompt shows it this way."""
         window = sorted(task.profile_window, key=lambda i: i.timestamp)  # stable: ties keep their order
         if self.max_items is not None:
             window = window[-self.max_items :]
         return format_interactions(
-            window, items, self.like_min, self.dislike_max, where=f"profile window of task {task.task_id}",
+            window, data, where=f"profile window of task {task.task_id}",
             review_chars=self.review_chars,
         )
 
-    def messages(self, task: UserTask, items: Mapping[str, Item]) -> list[dict[str, str]]:
+    def messages(self, task: UserTask, data: RunData) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        messages.append({"role": "user", "content": INSTRUCTION.format(history=self.history(task, items))})
+        messages.append({"role": "user", "content": INSTRUCTION.format(history=self.history(task, data))})
         return messages

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from lettingo.assets import MINILM_DIR, packaged_path
 from lettingo.prompts.history import item_text
 from lettingo.recommenders import check_ranking_tasks, ranking_judgement
-from lettingo.types import Judgement, Profile, UserTask
+from lettingo.run_data import RunData
+from lettingo.types import Item, Judgement, Profile, UserTask
 
 PACKAGED_MODELS = {"all-minilm-l6-v2": MINILM_DIR}
 PROFILE_CACHE = 4096  # profile embeddings kept across judge() calls (1.5 KB each for MiniLM)
@@ -53,11 +54,10 @@ class EmbeddingRanker:
     task_type = "ranking"
     Settings = EmbeddingRankerSettings
 
-    def __init__(self, ctx: Any, model: str = S.model, name: str = S.name,
+    def __init__(self, model: str = S.model, name: str = S.name,
                  profile_weight: float = S.profile_weight, batch_size: int = S.batch_size, device: str = S.device):
         if not 0.0 <= profile_weight <= 1.0:
             raise ValueError(f"recommender {name!r}: profile_weight must be in [0, 1], got {profile_weight}")
-        self.ctx = ctx
         self.model_name = model
         self.name = name
         self.profile_weight = float(profile_weight)
@@ -71,7 +71,7 @@ class EmbeddingRanker:
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "EmbeddingRanker":
-        return cls(ctx, model=cfg.model, name=cfg.name, profile_weight=cfg.profile_weight,
+        return cls(model=cfg.model, name=cfg.name, profile_weight=cfg.profile_weight,
                    batch_size=cfg.batch_size, device=cfg.device)
 
     @property
@@ -92,15 +92,15 @@ class EmbeddingRanker:
             dtype=np.float32,
         )
 
-    def embed_items(self, wheres: dict[str, str]) -> None:
+    def embed_items(self, wheres: dict[str, str], items: Mapping[str, Item]) -> None:
         """Embed (once, kept across calls) every item in ``wheres`` (item_id -> where it is used)."""
         missing = [i for i in wheres if i not in self._item_vectors]
         if missing:
-            texts = [item_text(self.ctx.items, i, wheres[i]) for i in missing]
+            texts = [item_text(items, i, wheres[i]) for i in missing]
             for item_id, vector in zip(missing, self.embed(texts)):
                 self._item_vectors[item_id] = vector
 
-    def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
+    def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_ranking_tasks(self.name, tasks, profiles)
         wheres: dict[str, str] = {}
         for task in tasks:
@@ -108,7 +108,7 @@ class EmbeddingRanker:
                 wheres.setdefault(item_id, f"candidate of task {task.task_id}")
             for interaction in task.recent_window:
                 wheres.setdefault(interaction.item_id, f"recent window of task {task.task_id}")
-        self.embed_items(wheres)
+        self.embed_items(wheres, data.items)
         profile_texts = sorted({p.text.strip() for p in profiles if p is not None and p.text.strip()})
         missing = [text for text in profile_texts if text not in self._profile_vectors]
         self._profile_vectors.update(zip(missing, self.embed(missing)))

@@ -3,8 +3,9 @@ label log-probabilities or parsed from a short greedy reply.
 
 Subclasses (``llm_sentiment``, ``llm_rating``) say how the recent window is shown
 (:meth:`LLMJudge.recent_section`), what is asked (:meth:`LLMJudge.question`), which answers the
-log-probabilities are taken over (``labels``) and how an answer becomes a judgement
-(:meth:`LLMJudge.from_probabilities`, :meth:`LLMJudge.from_text`). ``answer: auto`` is
+log-probabilities are taken over (:meth:`LLMJudge.answer_labels`) and how an answer becomes a
+judgement (:meth:`LLMJudge.from_probabilities`, :meth:`LLMJudge.from_text`). Each of them gets the
+run's data (``lettingo.run_data.RunData``: items, label rule, rating scale). ``answer: auto`` is
 ``logprobs`` unless the backend says ``supports_logprobs = False``. A request that failed for good
 gives a judgement with ``error`` set (judged again on rerun); an answer that cannot be read gives
 ``valid=False`` with the raw output kept.
@@ -20,6 +21,7 @@ from typing import Any, Optional, Sequence
 from lettingo.llm import Generation, SamplingParams, failed
 from lettingo.prompts.history import item_text
 from lettingo.recommenders import check_aligned, profile_id_for
+from lettingo.run_data import RunData
 from lettingo.types import Judgement, Profile, UserTask
 
 ANSWER_MODES = ("logprobs", "text", "auto")
@@ -134,39 +136,45 @@ class LLMJudge:
         model, and an engine released between stages is rebuilt rather than used closed."""
         return self.ctx.llm(self.llm_cfg)
 
-    def recent_section(self, task: UserTask) -> str:
+    def recent_section(self, task: UserTask, data: RunData) -> str:
         raise NotImplementedError
 
-    def question(self) -> str:
+    def question(self, data: RunData) -> str:
         raise NotImplementedError
 
-    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float]) -> Judgement:
+    def answer_labels(self, data: RunData) -> Sequence[str]:
+        """The answers the log-probabilities are taken over (default: the class's ``labels``)."""
+        return self.labels
+
+    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float],
+                           data: RunData) -> Judgement:
         raise NotImplementedError
 
-    def from_text(self, task: UserTask, profile: Profile | None, text: str) -> Judgement:
+    def from_text(self, task: UserTask, profile: Profile | None, text: str, data: RunData) -> Judgement:
         raise NotImplementedError
 
-    def messages(self, task: UserTask, profile: Profile | None) -> list[dict[str, str]]:
+    def messages(self, task: UserTask, profile: Profile | None, data: RunData) -> list[dict[str, str]]:
         sections = [f"User profile:\n{profile.text.strip()}"] if profile is not None else []
-        sections.append(self.recent_section(task))
-        target = item_text(self.ctx.items, task.target.item_id, where=f"target of task {task.task_id}")
-        sections += [f"Candidate item:\n{target}", self.question()]
+        sections.append(self.recent_section(task, data))
+        target = item_text(data.items, task.target.item_id, where=f"target of task {task.task_id}")
+        sections += [f"Candidate item:\n{target}", self.question(data)]
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": "\n\n".join(sections)})
         return messages
 
-    def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
+    def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_aligned(self.name, tasks, profiles)
-        prompts = [self.messages(t, p) for t, p in zip(tasks, profiles)]
+        prompts = [self.messages(t, p, data) for t, p in zip(tasks, profiles)]
         llm = self.llm
         if resolve_answer_mode(self.answer, llm) == "text":
             replies = generate_answers(llm, prompts, [t.task_id for t in tasks], self.max_new_tokens, self.batch_size)
-            return [failed_judgement(t, p, self.name, r) if failed(r) else self.from_text(t, p, r.text)
+            return [failed_judgement(t, p, self.name, r) if failed(r) else self.from_text(t, p, r.text, data)
                     for t, p, r in zip(tasks, profiles, replies)]
+        labels = list(self.answer_labels(data))
         logprobs: list[dict[str, float]] = []
         for start in range(0, len(prompts), self.batch_size):
-            logprobs.extend(llm.label_logprobs(prompts[start : start + self.batch_size], list(self.labels)))
-        return [self._from_logprobs(t, p, lp) for t, p, lp in zip(tasks, profiles, logprobs)]
+            logprobs.extend(llm.label_logprobs(prompts[start : start + self.batch_size], labels))
+        return [self._from_logprobs(t, p, lp, labels, data) for t, p, lp in zip(tasks, profiles, logprobs)]
 
     def invalid(self, task: UserTask, profile: Profile | None, raw: str) -> Judgement:
         """An answer that cannot be read: counted invalid by the metrics, never dropped."""
@@ -177,8 +185,9 @@ class LLMJudge:
         return Judgement(profile_id_for(task, profile), task.task_id, self.name, prediction, correct, score,
                          True, raw)
 
-    def _from_logprobs(self, task: UserTask, profile: Profile | None, logprobs: dict[str, float]) -> Judgement:
-        missing = [label for label in self.labels if label not in logprobs]
+    def _from_logprobs(self, task: UserTask, profile: Profile | None, logprobs: dict[str, float],
+                       labels: list[str], data: RunData) -> Judgement:
+        missing = [label for label in labels if label not in logprobs]
         if missing:
             raise ValueError(
                 f"recommender {self.name!r}: the LLM returned no log-probability for {missing} "
@@ -187,7 +196,7 @@ class LLMJudge:
         if any(math.isnan(float(v)) for v in logprobs.values()):  # the backend's request failed
             return Judgement(profile_id_for(task, profile), task.task_id, self.name, None, False, 0.0,
                              False, "", error="the LLM request for the answer's scores failed (see the log)")
-        probs = normalise(logprobs, self.labels)
+        probs = normalise(logprobs, labels)
         if probs is None:  # every answer impossible: nothing to read
             return self.invalid(task, profile, json.dumps({"logprobs": {k: str(v) for k, v in logprobs.items()}}))
-        return self.from_probabilities(task, profile, probs)
+        return self.from_probabilities(task, profile, probs, data)

@@ -29,9 +29,10 @@ import numpy as np
 
 from lettingo.data.protocol import derive_seed
 from lettingo.llm import SamplingParams, failed
-from lettingo.prompts.history import format_interactions, item_text, sentiment_thresholds
+from lettingo.prompts.history import format_interactions, item_text
 from lettingo.recommenders import check_ranking_tasks, profile_id_for, ranking_judgement
 from lettingo.recommenders.llm_judge import require_llm
+from lettingo.run_data import RunData
 from lettingo.types import Judgement, Profile, UserTask
 
 _BRACKETED = re.compile(r"\[\s*(\d+)\s*\]")
@@ -195,7 +196,6 @@ class LLMRanker:
         self.max_new_tokens = int(max_new_tokens)
         self.system = system
         self.min_ranked = int(min_ranked)
-        self.like_min, self.dislike_max = sentiment_thresholds(ctx.cfg)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMRanker":
@@ -212,21 +212,18 @@ class LLMRanker:
     def params(self) -> SamplingParams:
         return SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=self.max_new_tokens, n=1)
 
-    def messages(self, task: UserTask, profile: Profile | None, order: list[int]) -> list[dict[str, str]]:
+    def messages(self, task: UserTask, profile: Profile | None, order: list[int],
+                 data: RunData) -> list[dict[str, str]]:
         """The prompt of one pass: candidates listed in ``order`` (indices into task.candidates)."""
-        items = self.ctx.items
         sections = []
         if profile is not None:
             sections.append(f"User profile:\n{profile.text.strip()}")
-        recent = format_interactions(
-            task.recent_window, items, self.like_min, self.dislike_max,
-            where=f"recent window of task {task.task_id}",
-        )
+        recent = format_interactions(task.recent_window, data, where=f"recent window of task {task.task_id}")
         sections.append("The user's most recent interactions, oldest first, each with how the user felt:\n"
                         + (recent or "(none)"))
         n = len(order)
         listed = "\n".join(
-            f"[{number}] {item_text(items, task.candidates[i], where=f'candidate of task {task.task_id}')}"
+            f"[{number}] {item_text(data.items, task.candidates[i], where=f'candidate of task {task.task_id}')}"
             for number, i in enumerate(order, start=1)
         )
         sections.append(f"Candidate items ({n}):\n{listed}")
@@ -244,13 +241,13 @@ class LLMRanker:
         """What the report shows beside the metrics: how often a pass just picked the first candidate."""
         return {"position_bias": position_bias(judgements)}
 
-    def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
+    def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_ranking_tasks(self.name, tasks, profiles)
         orders = [presentation_orders(task, self.bootstrap) for task in tasks]
         prompts, seeds = [], []
         for task, profile, task_orders in zip(tasks, profiles, orders):
             for b, order in enumerate(task_orders):
-                prompts.append(self.messages(task, profile, order))
+                prompts.append(self.messages(task, profile, order, data))
                 seeds.append(derive_seed(b, task.task_id))
         generations = self.llm.generate(prompts, self.params, seeds) if prompts else []
         judgements = []

@@ -25,14 +25,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from lettingo.prompts.history import item_text
 from lettingo.recommenders.answers import parse_rating
 from lettingo.recommenders.llm_judge import LLMJudge, LLMJudgeSettings
+from lettingo.run_data import RunData
 from lettingo.types import Interaction, Item, Judgement, Profile, UserTask
-
-DEFAULT_SCALE = (1.0, 5.0)
 
 
 @dataclass
@@ -67,6 +64,36 @@ def round_half_up(value: float, step: float) -> float:
     return math.floor(value / step + 0.5 + 1e-9) * step
 
 
+@dataclass(frozen=True)
+class Scale:
+    """The ratings a judge answers with: ``low`` to ``high`` every ``step``."""
+
+    low: float
+    high: float
+    step: float
+
+    @classmethod
+    def of(cls, name: str, rating_scale: tuple[float, float], step: float) -> "Scale":
+        low, high = (float(v) for v in rating_scale)
+        if not low < high:
+            raise ValueError(f"recommender {name!r}: dataset.rating_scale must be [low, high] with low < high, "
+                             f"got {list(rating_scale)}")
+        steps = (high - low) / step if step > 0 else -1.0
+        if step <= 0 or not math.isclose(steps, round(steps)):
+            raise ValueError(f"recommender {name!r}: rating_step must be a positive step that divides the "
+                             f"scale {number(low)}-{number(high)}, got {step}")
+        return cls(low, high, float(step))
+
+    @property
+    def values(self) -> list[float]:
+        return [self.low + k * self.step for k in range(int(round((self.high - self.low) / self.step)) + 1)]
+
+    @property
+    def labels(self) -> list[str]:
+        """The logprobs mode's answers: ``"1"`` ... ``"5"``."""
+        return [number(v) for v in self.values]
+
+
 class LLMRatingRecommender(LLMJudge):
     task_type = "rating"
     Settings = LLMRatingSettings
@@ -74,45 +101,49 @@ class LLMRatingRecommender(LLMJudge):
     def __init__(self, ctx: Any, llm_cfg: Any, name: str = LLMRatingSettings.name,
                  rating_step: float = LLMRatingSettings.rating_step, **settings: Any):
         super().__init__(ctx, llm_cfg, name, **settings)
-        scale = OmegaConf.select(ctx.cfg, "dataset.rating_scale", default=None) if ctx.cfg is not None else None
-        low, high = (float(v) for v in (scale if scale else DEFAULT_SCALE))
-        if not low < high:
-            raise ValueError(f"recommender {name!r}: dataset.rating_scale must be [low, high] with low < high, "
-                             f"got {list(scale)}")
-        steps = (high - low) / rating_step if rating_step > 0 else -1.0
-        if rating_step <= 0 or not math.isclose(steps, round(steps)):
-            raise ValueError(f"recommender {name!r}: rating_step must be a positive step that divides the "
-                             f"scale {number(low)}-{number(high)}, got {rating_step}")
-        self.low, self.high, self.step = low, high, float(rating_step)
-        self.values = [low + k * self.step for k in range(int(round(steps)) + 1)]
-        self.labels = [number(v) for v in self.values]  # the logprobs mode's answers: "1" ... "5"
+        if not rating_step > 0:  # whether it divides the scale is checked against the run's data
+            raise ValueError(f"recommender {name!r}: rating_step must be a positive step, got {rating_step}")
+        self.step = float(rating_step)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMRatingRecommender":
         return cls(ctx, cfg.llm, rating_step=cfg.rating_step, **cls.settings(cfg))
 
-    def question(self) -> str:
-        low, high = number(self.low), number(self.high)
-        steps = "" if self.step == 1 else f" in steps of {number(self.step)}"
+    def scale(self, data: RunData) -> Scale:
+        """The run's rating scale (``dataset.rating_scale``) at this judge's ``rating_step``."""
+        return Scale.of(self.name, data.rating_scale, self.step)
+
+    def answer_labels(self, data: RunData) -> list[str]:
+        return self.scale(data).labels
+
+    def question(self, data: RunData) -> str:
+        scale = self.scale(data)
+        low, high = number(scale.low), number(scale.high)
+        steps = "" if scale.step == 1 else f" in steps of {number(scale.step)}"
         return (f"What rating would this user give the candidate item, on a scale from {low} to {high}? "
                 f"Answer with one number from {low} to {high}{steps}.")
 
-    def recent_section(self, task: UserTask) -> str:
-        recent = format_rated_interactions(task.recent_window, self.ctx.items,
+    def recent_section(self, task: UserTask, data: RunData) -> str:
+        recent = format_rated_interactions(task.recent_window, data.items,
                                            where=f"recent window of task {task.task_id}")
+        low, high = data.rating_scale
         return ("The user's most recent interactions, oldest first, each with the user's rating "
-                f"({number(self.low)} to {number(self.high)} stars):\n{recent}")
+                f"({number(low)} to {number(high)} stars):\n{recent}")
 
-    def graded(self, task: UserTask, profile: Profile | None, prediction: float | None, raw: str) -> Judgement:
+    def graded(self, task: UserTask, profile: Profile | None, prediction: float | None, raw: str,
+               scale: Scale) -> Judgement:
         if prediction is None:
             return self.invalid(task, profile, raw)
         truth = float(task.target.rating)
-        return self.judgement(task, profile, prediction, math.isclose(round_half_up(prediction, self.step), truth),
-                              1.0 - abs(prediction - truth) / (self.high - self.low), raw)
+        return self.judgement(task, profile, prediction, math.isclose(round_half_up(prediction, scale.step), truth),
+                              1.0 - abs(prediction - truth) / (scale.high - scale.low), raw)
 
-    def from_text(self, task: UserTask, profile: Profile | None, text: str) -> Judgement:
-        return self.graded(task, profile, parse_rating(text, self.low, self.high), text)
+    def from_text(self, task: UserTask, profile: Profile | None, text: str, data: RunData) -> Judgement:
+        scale = self.scale(data)
+        return self.graded(task, profile, parse_rating(text, scale.low, scale.high), text, scale)
 
-    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float]) -> Judgement:
-        expected = sum(value * probs[label] for value, label in zip(self.values, self.labels))
-        return self.graded(task, profile, expected, json.dumps(probs))
+    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float],
+                           data: RunData) -> Judgement:
+        scale = self.scale(data)
+        expected = sum(value * probs[label] for value, label in zip(scale.values, scale.labels))
+        return self.graded(task, profile, expected, json.dumps(probs), scale)

@@ -16,9 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lettingo.prompts.history import format_interactions, sentiment_thresholds
+from lettingo.prompts.history import format_interactions
 from lettingo.recommenders.answers import parse_label
 from lettingo.recommenders.llm_judge import LLMJudge, LLMJudgeSettings
+from lettingo.run_data import RunData
 from lettingo.types import SENTIMENT_LABELS, Judgement, Profile, UserTask
 
 QUESTION = (
@@ -44,26 +45,25 @@ class LLMSentimentRecommender(LLMJudge):
 
     def __init__(self, ctx: Any, llm_cfg: Any, name: str = LLMSentimentSettings.name, **settings: Any):
         super().__init__(ctx, llm_cfg, name, **settings)
-        self.like_min, self.dislike_max = sentiment_thresholds(ctx.cfg)
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "LLMSentimentRecommender":
         return cls(ctx, cfg.llm, **cls.settings(cfg))
 
-    def recent_section(self, task: UserTask) -> str:
-        recent = format_interactions(task.recent_window, self.ctx.items, self.like_min, self.dislike_max,
-                                     where=f"recent window of task {task.task_id}")
+    def recent_section(self, task: UserTask, data: RunData) -> str:
+        recent = format_interactions(task.recent_window, data, where=f"recent window of task {task.task_id}")
         return f"The user's most recent interactions, oldest first, each with how the user felt:\n{recent}"
 
-    def question(self) -> str:
+    def question(self, data: RunData) -> str:
         return QUESTION
 
-    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float]) -> Judgement:
+    def from_probabilities(self, task: UserTask, profile: Profile | None, probs: dict[str, float],
+                           data: RunData) -> Judgement:
         prediction = max(self.labels, key=lambda label: probs[label])  # ties: first in label order
         return self.judgement(task, profile, prediction, prediction == task.label, probs.get(task.label, 0.0),
                               json.dumps(probs))
 
-    def from_text(self, task: UserTask, profile: Profile | None, text: str) -> Judgement:
+    def from_text(self, task: UserTask, profile: Profile | None, text: str, data: RunData) -> Judgement:
         prediction = parse_label(text, self.labels)
         if prediction is None:
             return self.invalid(task, profile, text)

@@ -16,14 +16,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from lettingo import ledger, metrics
 from lettingo import profile_stats as stats
 from lettingo.reporting.naming import (baseline_name, method_name, method_of, natural_key, oracle_name,
                                        profile_method)
 from lettingo.reporting.results import ResultRow, best_values, better, finite, read_json, result_rows
-from lettingo.run_data import evaluated_split, load_items, load_tasks
+from lettingo.run_data import evaluated_split, load_items, load_tasks, rating_scale
 from lettingo.store import read_jsonl
 from lettingo.targets import earliest_target_tasks, targets_of
 from lettingo.types import Item, Judgement, Profile, UserTask
@@ -110,13 +108,13 @@ class RunFiles:
     steps: list[dict]
 
     @classmethod
-    def read(cls, ctx, store) -> "RunFiles":
+    def read(cls, store) -> "RunFiles":
         aligned_dir = store.path("aligned")
         aligned, _ = read_json(aligned_dir / "aligned_model.json")
         rounds, _ = read_json(aligned_dir / "rounds.json")
         rounds_ok = isinstance(rounds, list) and all(isinstance(r, dict) for r in rounds)
         return cls(
-            tasks=load_tasks(store), items=load_items(ctx, store),
+            tasks=load_tasks(store), items=load_items(store),
             test_profiles=[Profile.from_dict(r) for r in read_jsonl(store.path("test_profiles.jsonl"))],
             test_judgements=[Judgement.from_dict(r) for r in read_jsonl(store.path("test_judgements.jsonl"))],
             explore_profiles=[Profile.from_dict(r) for r in read_jsonl(store.path("profiles.jsonl"))],
@@ -128,18 +126,17 @@ class RunFiles:
             steps=[r for r in read_jsonl(aligned_dir / "training_log.jsonl") if isinstance(r, dict) and "loss" in r])
 
 
-def build_report(ctx, store) -> RunReport:
-    cfg = ctx.cfg
+def build_report(ctx, cfg, store) -> RunReport:
     main_style = str(cfg.prompt.name)
-    files = RunFiles.read(ctx, store)
+    files = RunFiles.read(store)
     by_method: dict[str, list[Judgement]] = defaultdict(list)
     for j in files.test_judgements:  # old run directories' judgements lack their method
         by_method[j.method or method_of(j.profile_id, main_style)].append(j)
-    results = compute_results(ctx, files.tasks, by_method)
+    results = compute_results(ctx, cfg, files.tasks, by_method)
     manifest = store.manifest()
     results["stages"] = {name: s.get("summary", {}) for name, s in manifest.get("stages", {}).items()}
     results["usage"] = ledger.summarize(ledger.read_ledger(store.dir), by=("stage", "model"))
-    results["profile_stats"] = profile_statistics(ctx, files, main_style)
+    results["profile_stats"] = profile_statistics(cfg, files, main_style)
     pair_check = ((files.aligned or {}).get("metrics") or {}).get("pair_check")
     if files.aligned is not None:  # did alignment learn, and does it carry over to held-out users' pairs
         results["pair_check"] = pair_check
@@ -179,17 +176,17 @@ def _sample_index(profile_id: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[Judgement]]) -> dict:
+def compute_results(ctx, cfg, tasks: dict[str, UserTask], by_method: dict[str, list[Judgement]]) -> dict:
     """Every metric with its interval for each method and baseline, and paired tests between methods.
 
     A method with N profiles per user is scored as the mean over its N samples, with intervals
     that resample users (clustered); with N > 1 the base and aligned methods also get a best-of-N
     row, an oracle ceiling that shows how much picking the right sample could help."""
-    recommender = ctx.build("recommender", ctx.cfg.recommender)  # building loads no model
+    recommender = ctx.build("recommender", cfg.recommender)  # building loads no model
     task_type = recommender.task_type
-    seed = int(ctx.cfg.seed)
-    n_boot = int(ctx.cfg.report.bootstrap_resamples)
-    scale = tuple(OmegaConf.select(ctx.cfg, "dataset.rating_scale", default=None) or (1.0, 5.0))
+    seed = int(cfg.seed)
+    n_boot = int(cfg.report.bootstrap_resamples)
+    scale = rating_scale(cfg.dataset)
     truth = TRUTH[task_type]
     samples = {method: user_samples(js) for method, js in by_method.items()}
     # several targets per user (protocol.targets_per_user): a row per target, users resampled whole
@@ -219,7 +216,7 @@ def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[J
                     oracles[oracle_name(method, width)] = metrics.summarize(
                         task_type, truths, best, seed=seed, n_resamples=n_boot, rating_scale=scale)
     rows.update(oracles)
-    split = evaluated_split(ctx.cfg)
+    split = evaluated_split(cfg)
     test = sorted((t for t in tasks.values() if t.split == split), key=lambda t: t.task_id)
     train = [t for t in tasks.values() if t.split == "train"]
     # Popularity from the windows only: every window rating precedes its user's targets (the
@@ -227,13 +224,13 @@ def compute_results(ctx, tasks: dict[str, UserTask], by_method: dict[str, list[J
     popularity = Counter(i.item_id for t in earliest_target_tasks(tasks) for i in t.profile_window + t.recent_window)
     for name, row in metrics.baselines(
             task_type, [truth(t) for t in test], [truth(t) for t in train], seed=seed, n_resamples=n_boot,
-            num_candidates=int(ctx.cfg.protocol.num_candidates), candidates=[t.candidates for t in test],
+            num_candidates=int(cfg.protocol.num_candidates), candidates=[t.candidates for t in test],
             popularity=popularity, rating_scale=scale, clusters=clusters([t.task_id for t in test])).items():
         rows[baseline_name(name)] = row
     # A recommender may summarise its own judgements (llm_ranker: position bias), per method.
     summarize_own = getattr(recommender, "judgement_summary", None)
     diagnostics = {method_name(m): summarize_own(js) for m, js in by_method.items()} if summarize_own else {}
-    out = {"task_type": task_type, "recommender": ctx.cfg.recommender.name, "split": split, "methods": rows,
+    out = {"task_type": task_type, "recommender": cfg.recommender.name, "split": split, "methods": rows,
            "paired_tests": paired_tests(task_type, tasks, samples, seed, n_boot, scale, several),
            "recommender_diagnostics": diagnostics}
     if several:
@@ -269,14 +266,14 @@ def paired_tests(task_type, tasks, samples, seed, n_boot, scale, several=False) 
     return out
 
 
-def profile_statistics(ctx, files: RunFiles, main_style: str) -> dict:
+def profile_statistics(cfg, files: RunFiles, main_style: str) -> dict:
     """Profile statistics of the test methods and of each explore generator (with sample diversity)."""
     test_groups, explore_groups = defaultdict(list), defaultdict(list)
     for p in files.test_profiles:
         test_groups[method_name(profile_method(p.generator, p.prompt_style, main_style))].append(p)
     for p in files.explore_profiles:
         explore_groups[p.generator].append(p)
-    model = ctx.cfg.report.get("embedding_model")
+    model = cfg.report.get("embedding_model")
     embed = _embedder(str(model)) if model else None
     return {"test": stats.profile_statistics(test_groups, files.tasks, files.items),
             "explore": stats.profile_statistics(explore_groups, files.tasks, files.items, embed)}
@@ -286,7 +283,7 @@ def profile_statistics(ctx, files: RunFiles, main_style: str) -> dict:
 def _embedder(model: str):
     from lettingo.recommenders.embedding_ranker import EmbeddingRanker
 
-    return EmbeddingRanker(ctx=None, model=model).embed
+    return EmbeddingRanker(model=model).embed
 
 
 # -- what the pages show besides the numbers ----------------------------------------------------------

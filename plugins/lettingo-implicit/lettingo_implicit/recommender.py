@@ -23,7 +23,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,8 @@ from lettingo.prompts.history import item_text
 from lettingo.recommenders import check_ranking_tasks, ranking_judgement
 from lettingo.recommenders.embedding_ranker import EmbeddingRanker
 from lettingo.settings import options
-from lettingo.types import Judgement, Profile, UserTask
+from lettingo.run_data import RunData
+from lettingo.types import Item, Judgement, Profile, UserTask
 from lettingo_implicit.settings import ImplicitRerankSettings as S
 
 MODELS = ("als", "bpr")
@@ -142,12 +143,11 @@ class ImplicitReranker:
     task_type = "ranking"
     Settings = S
 
-    def __init__(self, ctx: Any, name: str = S.name, model: str = S.model, factors: int = S.factors,
+    def __init__(self, name: str = S.name, model: str = S.model, factors: int = S.factors,
                  iterations: int | None = None, regularization: float = S.regularization, alpha: float = S.alpha,
                  learning_rate: float = S.learning_rate, seed: int = S.seed, num_threads: int = S.num_threads,
                  profile_weight: float = S.profile_weight, rerank_top: int | None = None,
                  embedding_model: str = S.embedding_model, batch_size: int = S.batch_size, device: str = S.device):
-        self.ctx = ctx
         self.name = name
         self.fit_settings = {
             "model": str(model).lower(), "factors": int(factors),
@@ -159,14 +159,14 @@ class ImplicitReranker:
         self.profile_weight = float(profile_weight)
         self.rerank_top = None if rerank_top is None else int(rerank_top)
         self._check()
-        self.embedder = EmbeddingRanker(ctx, model=embedding_model, name=name, profile_weight=self.profile_weight,
+        self.embedder = EmbeddingRanker(model=embedding_model, name=name, profile_weight=self.profile_weight,
                                         batch_size=int(batch_size), device=device)  # loads nothing until used
         self.fitted: FittedModel | None = None
         self._item_vectors: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_config(cls, cfg: Any, ctx: Any) -> "ImplicitReranker":
-        return cls(ctx, name=cfg.name, **options("recommender", cfg, S))
+        return cls(name=cfg.name, **options("recommender", cfg, S))
 
     def _check(self) -> None:
         s = self.fit_settings
@@ -191,20 +191,18 @@ class ImplicitReranker:
 
     # -- the CF model ------------------------------------------------------------------------------
 
-    def fit(self, data: Any = None) -> FittedModel:
+    def fit(self, prepared: Any = None) -> FittedModel:
         """The fitted model: kept in the instance, and shared within the process by every judge of the
-        same dataset and settings (the pipeline builds one per stage). ``data``: an
-        ``InteractionData``; by default the run's dataset, ``ctx.build("dataset", cfg.dataset)``."""
-        if self.fitted is not None and data is None:
-            return self.fitted
-        if data is None:
-            dataset_cfg = getattr(getattr(self.ctx, "cfg", None), "dataset", None)
-            if dataset_cfg is None:
+        same dataset and settings (the pipeline builds one per stage). ``prepared``: an
+        ``InteractionData`` (in a run, the run's dataset: ``RunData.dataset.load()``); None: the model
+        fitted before."""
+        if prepared is None:
+            if self.fitted is None:
                 raise ComponentConfigError(
-                    f"recommender {self.name!r} fits on the run's dataset, but the run config has no "
-                    f"'dataset' node; call fit(data) with an InteractionData outside a run"
-                )
-            data = self.ctx.build("dataset", dataset_cfg).load()
+                    f"recommender {self.name!r} has not been fitted: call fit(prepared) with an "
+                    f"InteractionData, or judge with run data that names the dataset (RunData.dataset)")
+            return self.fitted
+        data = prepared
         key = digest({"folder": str(data.folder.resolve()), "report": data.report, **self.fit_settings})
         fitted = _FIT_CACHE.get(key)
         if fitted is None:
@@ -217,14 +215,15 @@ class ImplicitReranker:
 
     # -- judging -----------------------------------------------------------------------------------
 
-    def judge(self, tasks: list[UserTask], profiles: list[Profile | None]) -> list[Judgement]:
+    def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_ranking_tasks(self.name, tasks, profiles)
         extra = next((t.task_id for t in tasks if getattr(t, "profile_task", None)), None)
         if extra is not None:  # its matrix would still hold the user's earlier targets
             raise LettingoError(
                 f"recommender {self.name!r} holds out only each user's last interaction, but task {extra!r} "
                 f"targets an earlier one (protocol.targets_per_user > 1); set protocol.targets_per_user=1")
-        fitted = self.fit()
+        # fitted once, on the run's dataset (every user's last interaction removed: fit_model)
+        fitted = self.fit(data.dataset.load() if self.fitted is None and data.dataset is not None else None)
         profile_texts = sorted({p.text.strip() for p in profiles if p is not None and p.text.strip()})
         profile_vectors: dict[str, np.ndarray] = {}
         if profile_texts and self.profile_weight > 0:  # no profile, no embedding model loaded at all
@@ -234,13 +233,13 @@ class ImplicitReranker:
                 if profile is not None and profile.text.strip():
                     for item_id in task.candidates:
                         wheres.setdefault(item_id, f"candidate of task {task.task_id}")
-            self._embed_items(wheres)
+            self._embed_items(wheres, data.items)
         return [self._judgement(fitted, task, profile, profile_vectors) for task, profile in zip(tasks, profiles)]
 
-    def _embed_items(self, wheres: dict[str, str]) -> None:
+    def _embed_items(self, wheres: dict[str, str], items: Mapping[str, Item]) -> None:
         missing = [i for i in wheres if i not in self._item_vectors]
         if missing:
-            texts = [item_text(self.ctx.items, i, wheres[i]) for i in missing]
+            texts = [item_text(items, i, wheres[i]) for i in missing]
             self._item_vectors.update(zip(missing, self.embedder.embed(texts)))
 
     def scores(self, fitted: FittedModel, task: UserTask, profile_vector: np.ndarray | None):

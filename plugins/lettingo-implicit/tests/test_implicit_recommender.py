@@ -19,6 +19,7 @@ from lettingo.data.protocol import build_tasks
 from lettingo.errors import ComponentConfigError
 from lettingo.hookspecs import hookimpl
 from lettingo.metrics import ndcg_at_k
+from lettingo.run_data import RunData
 from lettingo.settings import defaults
 from lettingo.testing import plugin_registered
 from lettingo.types import Item, Profile
@@ -46,11 +47,15 @@ def ml100k(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ctx(ml100k):
+def ctx():
+    return Context(cache=None)
+
+
+@pytest.fixture(scope="module")
+def run_data(ml100k):
+    """The items the tasks name, with the dataset's label rule (no dataset component: fitted by hand)."""
     data, _ = ml100k
-    context = Context(cache=None)
-    context.items = data.items()
-    return context
+    return RunData.of(data.items(), OmegaConf.create(DATASET))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +88,7 @@ def rank_of_target(judgement, task):
 def test_settings_match_the_registered_name_and_constructor():
     cfg = OmegaConf.structured(ImplicitRerankSettings)
     assert cfg.name == "implicit_rerank" and cfg.model == "als" and cfg.profile_weight == 0.3
-    parameters = set(inspect.signature(ImplicitReranker.__init__).parameters) - {"self", "ctx", "name"}
+    parameters = set(inspect.signature(ImplicitReranker.__init__).parameters) - {"self", "name"}
     assert set(cfg) - {"name"} == parameters
 
 
@@ -176,22 +181,22 @@ def test_same_seed_same_model_other_seed_other_model(ml100k):
     assert not np.allclose(first.item_factors, fit_model(interactions, **FAST, seed=4).item_factors)
 
 
-def test_bpr_fits_and_ranks(ml100k, ctx):
+def test_bpr_fits_and_ranks(ml100k, ctx, run_data):
     rec = ImplicitReranker.from_config(config(model="bpr", iterations=5), ctx)
     rec.fit(ml100k[0])
     assert rec.fitted.item_factors.shape[1] == 33  # bpr adds an item bias column
     task = ml100k[1][0]
-    [judgement] = rec.judge([task], [None])
+    [judgement] = rec.judge([task], [None], run_data)
     assert sorted(judgement.prediction) == sorted(task.candidates)
 
 
 # -- judging -----------------------------------------------------------------------------------------
 
 
-def test_judgements_are_well_formed(recommender, ml100k, ctx):
+def test_judgements_are_well_formed(recommender, ml100k, run_data):
     tasks = ml100k[1][:6]  # the profiled ones are among the 8 the other tests embed
     profiles = [None, None, None] + [profile_for(t, "Loves thoughtful dramas and old westerns.") for t in tasks[3:]]
-    judgements = recommender.judge(tasks, profiles)
+    judgements = recommender.judge(tasks, profiles, run_data)
     for task, profile, judgement in zip(tasks, profiles, judgements):
         assert judgement.recommender == "implicit_rerank" and judgement.task_id == task.task_id
         assert judgement.profile_id == (profile.profile_id if profile else f"{task.task_id}/none")
@@ -209,31 +214,33 @@ def test_judgements_are_well_formed(recommender, ml100k, ctx):
             assert cfs == sorted(cfs, reverse=True)
 
 
-def test_judging_is_deterministic(recommender, ml100k, ctx):
+def test_judging_is_deterministic(recommender, ml100k, ctx, run_data):
     tasks = ml100k[1][:2]
     profiles = [None, profile_for(tasks[1], "Sci-fi and action fan.")]
     again = sibling(recommender, ml100k, ctx)
     again._item_vectors = {}  # embeds the candidates afresh
-    assert [j.to_dict() for j in recommender.judge(tasks, profiles)] == [j.to_dict() for j in again.judge(tasks, profiles)]
+    assert [j.to_dict() for j in recommender.judge(tasks, profiles, run_data)] == [
+        j.to_dict() for j in again.judge(tasks, profiles, run_data)]
 
 
-def test_a_profile_describing_the_target_moves_it_up(recommender, ml100k, ctx):
+def test_a_profile_describing_the_target_moves_it_up(recommender, ml100k, ctx, run_data):
     tasks = ml100k[1][:8]
-    plain = recommender.judge(tasks, [None] * len(tasks))
-    describing = [profile_for(t, ctx.items[t.target.item_id].describe()) for t in tasks]
-    helped = recommender.judge(tasks, describing)
+    plain = recommender.judge(tasks, [None] * len(tasks), run_data)
+    describing = [profile_for(t, run_data.items[t.target.item_id].describe()) for t in tasks]
+    helped = recommender.judge(tasks, describing, run_data)
     before = [rank_of_target(j, t) for j, t in zip(plain, tasks)]
     after = [rank_of_target(j, t) for j, t in zip(helped, tasks)]
     assert all(a <= b for a, b in zip(after, before)), (before, after)
     assert sum(after) < sum(before)
     only_profile = sibling(recommender, ml100k, ctx, profile_weight=1.0)
-    assert all(rank_of_target(j, t) == 0 for j, t in zip(only_profile.judge(tasks, describing), tasks))
+    assert all(rank_of_target(j, t) == 0 for j, t in zip(only_profile.judge(tasks, describing, run_data), tasks))
 
 
-def test_only_the_cf_top_candidates_are_reranked(recommender, ml100k, ctx):
+def test_only_the_cf_top_candidates_are_reranked(recommender, ml100k, ctx, run_data):
     rec = sibling(recommender, ml100k, ctx, profile_weight=1.0, rerank_top=5)
     tasks = ml100k[1][:8]
-    judgements = rec.judge(tasks, [profile_for(t, ctx.items[t.target.item_id].describe()) for t in tasks])
+    judgements = rec.judge(tasks, [profile_for(t, run_data.items[t.target.item_id].describe()) for t in tasks],
+                           run_data)
     for task, judgement in zip(tasks, judgements):
         raw = json.loads(judgement.raw_output)
         cf_order = sorted(task.candidates, key=lambda i: -raw[i]["cf"])
@@ -244,11 +251,11 @@ def test_only_the_cf_top_candidates_are_reranked(recommender, ml100k, ctx):
         assert (judgement.prediction[0] == task.target.item_id) == in_head
 
 
-def test_no_profile_loads_no_embedding_model(ml100k, ctx, monkeypatch):
+def test_no_profile_loads_no_embedding_model(ml100k, ctx, run_data, monkeypatch):
     rec = ImplicitReranker.from_config(config(), ctx)
     rec.fit(ml100k[0])
     monkeypatch.setattr(rec.embedder, "embed", lambda texts: pytest.fail("embedded without a profile"))
-    assert len(rec.judge(ml100k[1][:3], [None] * 3)) == 3
+    assert len(rec.judge(ml100k[1][:3], [None] * 3, run_data)) == 3
 
 
 def test_fits_lazily_on_the_runs_dataset(tmp_path):
@@ -270,15 +277,17 @@ def test_fits_lazily_on_the_runs_dataset(tmp_path):
             register("tiny-implicit", TinyDataset)
 
     with plugin_registered(Plugin(), "tiny-implicit-data"):
-        context = Context(OmegaConf.create({"dataset": {"name": "tiny-implicit"}}), cache=None)
-        context.items = {i.item_id: i for i in items}
+        context = Context(cache=None)
+        dataset_cfg = OmegaConf.create({"name": "tiny-implicit"})
+        catalog = {i.item_id: i for i in items}
+        data = RunData.of(catalog, dataset_cfg, dataset=context.build("dataset", dataset_cfg))
         tasks, _ = build_tasks(InteractionData("tiny", tmp_path / "tiny"),
                                OmegaConf.create({"profile_window": 3, "recent_window": 5, "num_candidates": 10,
                                                  "train_users": 6, "test_users": 6}),
                                OmegaConf.create({"like_min": 4, "dislike_max": 2}))
         rec = ImplicitReranker.from_config(config(factors=4, iterations=3), context)
-        judgements = rec.judge(tasks, [None] * len(tasks))
+        judgements = rec.judge(tasks, [None] * len(tasks), data)
     assert rec.fitted is not None and rec.fitted.summary()["held_out"] == 12
     assert len(judgements) == 12 and all(j.valid for j in judgements)
-    with pytest.raises(ComponentConfigError, match="no 'dataset' node"):
-        ImplicitReranker.from_config(config(), Context(cache=None)).judge(tasks[:1], [None])
+    with pytest.raises(ComponentConfigError, match="has not been fitted"):  # run data naming no dataset
+        ImplicitReranker.from_config(config(), Context(cache=None)).judge(tasks[:1], [None], RunData.of(catalog))

@@ -178,7 +178,7 @@ class TRLAligner:
         hub = hub_id(base_model)
         if hub and not self.full_finetuning:  # the adapter loads on any machine: it names the Hub model
             _set_json_key(weights_dir / "adapter_config.json", "base_model_name_or_path", hub)
-        self._model_card(aligned, init_adapter, hub).save(weights_dir / "README.md")
+        self._model_card(aligned, init_adapter, hub, weights_dir).save(weights_dir / "README.md")
         _write_json_atomic(done, aligned.to_dict())
         shutil.rmtree(checkpoints, ignore_errors=True)
         return aligned
@@ -331,7 +331,7 @@ class TRLAligner:
             log.warning("%s holds checkpoints of another training; starting afresh", checkpoints)
             shutil.rmtree(checkpoints)
 
-    def _model_card(self, aligned: AlignedModel, init_adapter: str | None, hub: str | None):
+    def _model_card(self, aligned: AlignedModel, init_adapter: str | None, hub: str | None, weights_dir: Path):
         """A Hugging Face model card (``huggingface_hub.ModelCard``): ``base_model`` is the Hub id of
         the model trained from (the local path where its origin is unknown)."""
         from huggingface_hub import ModelCard, ModelCardData
@@ -344,7 +344,7 @@ class TRLAligner:
             settings["LoRA r / alpha / dropout / targets"] = (
                 f"{cfg.lora.r} / {cfg.lora.alpha} / {cfg.lora.dropout} / {cfg.lora.target_modules}")
         rows = "\n".join(f"| {k} | {v} |" for k, v in settings.items())
-        data = _data_description(self.ctx)
+        data = _data_description(weights_dir)
         shown = ("train_loss", "reward_margin", "reward_accuracy", "steps", "pairs", "dropped_pairs",
                  "truncated_pairs", "train_seconds")
         results = "\n".join(f"| {k} | {_fmt(m[k])} |" for k in shown if k in m)
@@ -392,11 +392,15 @@ Load it with {load}.
         return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
-def _data_description(ctx: Any) -> str:
-    """The dataset, recommender and pair selector of the run that made the pairs (when known)."""
-    cfg = getattr(ctx, "cfg", None)
-    if cfg is None:
+def _data_description(weights_dir: Path) -> str:
+    """The dataset, recommender and pair selector of the run the weights were trained in: the
+    config in the manifest of the run directory that holds them (``<run>/aligned/...``), when any."""
+    manifest = next((d / "manifest.json" for d in Path(weights_dir).resolve().parents
+                     if (d / "manifest.json").is_file()), None)
+    config = json.loads(manifest.read_text()).get("config") if manifest is not None else None
+    if not config:
         return "Preference pairs handed to the aligner directly (no lettingo run recorded)."
+    cfg = OmegaConf.create(config)
     dataset = OmegaConf.select(cfg, "dataset.name", default="?")
     source = OmegaConf.select(cfg, "dataset.path", default=None) or OmegaConf.select(cfg, "dataset.release", default=None)
     return (f"Dataset `{dataset}`{f' ({source})' if source else ''}, "

@@ -45,6 +45,7 @@ def test_training_writes_adapter_log_card_and_done_marker(trained, tiny_model):
 
     card = (adapter / "README.md").read_text()
     assert tiny_model in card and "6 preference pairs" in card
+    assert "no lettingo run recorded" in card  # trained outside a run directory: no run's data to describe
     assert not (out / "checkpoints").exists()
 
 

@@ -25,13 +25,15 @@ class BulletPrompt:
     def __init__(self, cfg, ctx):
         self.bullets = cfg.bullets  # checked and completed against BulletSettings before it gets here
 
-    def messages(self, task, items):
+    def messages(self, task, data):
         # Only the profile window: the recent window and the target are what the profile is judged on.
+        # ``data`` is the run's RunData: its items, label rule and rating scale.
         lines = []
         for interaction in task.profile_window:
-            item = items.get(interaction.item_id)
+            item = data.items.get(interaction.item_id)
             title = item.describe() if item else interaction.item_id
-            lines.append(f"- {title} (rated {interaction.rating:g}/5)")
+            lines.append(f"- {title} (rated {interaction.rating:g}/{data.rating_scale[1]:g}, "
+                         f"{data.label(interaction.rating)})")
         return [{"role": "user", "content":
                  "Here is what a user watched and how they rated it:\n" + "\n".join(lines) +
                  f"\n\nDescribe this user's taste in at most {self.bullets} short bullet points."}]
