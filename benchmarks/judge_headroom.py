@@ -61,7 +61,7 @@ def main(overrides: list[str]) -> None:
     none = np.array([j.score for j in ranker.judge(users, [None] * len(users), run_data)])
     counts = data.interactions()["item_id"].astype(str).value_counts()
     popularity = np.array([ndcg_at_k(sorted(t.candidates, key=lambda c: -counts.get(c, 0)).index(
-        t.target.item_id) + 1, 10) for t in users])
+        t.target.item_id), 10) for t in users])  # ndcg_at_k takes the 0-based rank
     rows = [("10H (no profile)", none), ("popularity", popularity)]
     for kind, kind_texts in texts.items():
         profiles = [Profile(t.task_id, kind, kind, 0, text, []) for t, text in zip(users, kind_texts)]
