@@ -16,7 +16,7 @@ from lettingo.llm import Generation, SamplingParams
 from lettingo.recommenders.answers import parse_label, parse_rating
 from lettingo.recommenders.llm_judge import answer_seed
 from lettingo.run_data import RunData
-from lettingo.testing import option as option_node
+from lettingo.testing import option as option_node, require_module
 from lettingo.types import Interaction, Item, Profile, UserTask
 
 LABELS = ("like", "neutral", "dislike")
@@ -342,7 +342,7 @@ def test_sentiment_prompt_holds_sentiments_not_the_target_label(fake_llm):
 
 @pytest.fixture
 def transformers_plugin():
-    module = pytest.importorskip("lettingo_transformers.plugin")
+    module = require_module("lettingo_transformers.plugin", "the real tiny-model path needs lettingo-transformers (make install)")
     registered_here = not plugins.pm.is_registered(module)
     if registered_here:
         plugins.register_plugin(module, "lettingo-transformers-judges")

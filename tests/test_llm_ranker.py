@@ -20,7 +20,7 @@ from lettingo.recommenders.llm_ranker import (
     presentation_orders,
 )
 from lettingo.run_data import RunData
-from lettingo.testing import option
+from lettingo.testing import option, require_module
 from lettingo.types import Interaction, Item, Profile, UserTask
 
 
@@ -261,7 +261,7 @@ def untied_tiny_model(tmp_path_factory):
 
 
 def test_llm_ranker_on_tiny_transformers_model(untied_tiny_model):
-    lettingo_transformers = pytest.importorskip("lettingo_transformers.plugin")
+    lettingo_transformers = require_module("lettingo_transformers.plugin", "the real tiny-model path needs lettingo-transformers (make install)")
     registered_here = not plugins.pm.is_registered(lettingo_transformers)
     if registered_here:
         plugins.register_plugin(lettingo_transformers, "lettingo-transformers-ranker-test")

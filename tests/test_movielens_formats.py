@@ -279,13 +279,14 @@ def test_malformed_tag_line_is_counted(tmp_path):
     assert data.items()["1"].attributes["tags"] == ["pixar", "funny"]
 
 
-def test_ratings_csv_without_its_header_loses_no_rating(tmp_path):
+def test_ratings_csv_without_its_header_is_refused_naming_file_line_and_header(tmp_path):
+    # Refused, not guessed: without its header the first rating would be read as one (or lost).
     folder = copy(ML25M, tmp_path)
     ratings = folder / "ratings.csv"
+    first = ratings.read_text().split("\n", 2)[1]
     ratings.write_text(ratings.read_text().split("\n", 1)[1])
-    try:
-        data = load(folder)
-    except DatasetError as error:  # refusing the file is fine, naming the missing header
-        assert "header" in str(error)
-    else:
-        assert rows(data) == ML25M_ROWS
+    with pytest.raises(DatasetError) as error:
+        load(folder)
+    assert f"{ratings} line 1" in str(error.value)
+    assert "expected the header 'userId,movieId,rating,timestamp'" in str(error.value)
+    assert f"found '{first}'" in str(error.value)

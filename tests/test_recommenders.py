@@ -13,7 +13,7 @@ from lettingo.components import Context
 from lettingo.hookspecs import hookimpl
 from lettingo.metrics import ndcg_at_k
 from lettingo.run_data import RunData
-from lettingo.testing import option
+from lettingo.testing import option, require_module
 from lettingo.types import Interaction, Item, Profile, UserTask
 
 LABELS = ("like", "neutral", "dislike")
@@ -239,7 +239,7 @@ def test_llm_sentiment_rejects_misaligned_inputs(fake_llm):
 
 
 def test_llm_sentiment_on_tiny_transformers_model(tiny_model):
-    lettingo_transformers = pytest.importorskip("lettingo_transformers.plugin")
+    lettingo_transformers = require_module("lettingo_transformers.plugin", "the real tiny-model path needs lettingo-transformers (make install)")
     registered_here = not plugins.pm.is_registered(lettingo_transformers)
     if registered_here:
         plugins.register_plugin(lettingo_transformers, "lettingo-transformers-test")

