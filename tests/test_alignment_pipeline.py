@@ -103,13 +103,33 @@ def test_the_align_stage_asks_the_aligner_whether_it_trains(tmp_path, tiny_model
     assert "pair_check" not in summary["metrics"]
 
 
-def test_full_finetuning_writes_the_aligned_profiles_with_the_whole_model(tmp_path, tiny_model):
-    run_dir, results = run(tmp_path, tiny_model, "aligner.lora=null")
+def test_full_finetuning_writes_the_aligned_profiles_with_the_whole_model(tmp_path, tiny_model, monkeypatch):
+    # never two engines at once: the base engine is released before the fine-tuned model loads (on
+    # a GPU each vLLM engine reserves its gpu_memory_utilization share)
+    from lettingo_transformers import backend
+
+    live, peak = [], [0]
+    load, release = backend._Engine.__init__, backend._Engine.release
+
+    def counted_load(engine, model, *args, **kwargs):
+        load(engine, model, *args, **kwargs)
+        live.append(engine)
+        peak[0] = max(peak[0], len(live))
+
+    def counted_release(engine):
+        if engine in live:
+            live.remove(engine)
+        release(engine)
+
+    monkeypatch.setattr(backend._Engine, "__init__", counted_load)
+    monkeypatch.setattr(backend._Engine, "release", counted_release)
+    run_dir, results = run(tmp_path, tiny_model, "aligner.lora=null", "test.baseline_prompts=[palr]")
+    assert peak[0] == 1
     aligned = json.loads((run_dir / "aligned" / "aligned_model.json").read_text())
     assert aligned["adapter_path"] is None and (run_dir / "aligned").joinpath(aligned["model_path"]).exists()
     aligned_profiles = [p for p in read_jsonl(run_dir / "test_profiles.jsonl") if p["generator"] == "aligned"]
     assert len(aligned_profiles) == 4
-    assert "LettinGo (aligned)" in results["methods"]
+    assert {"LettinGo (aligned)", "palr profiles (base model)"} <= set(results["methods"])
 
 
 def test_sft_aligner_runs_the_whole_loop(tmp_path, tiny_model):

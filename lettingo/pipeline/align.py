@@ -98,11 +98,16 @@ def load_aligned(store) -> AlignedModel:
     return AlignedModel.from_dict(json.loads((store.path("aligned") / "aligned_model.json").read_text()))
 
 
+def aligned_llm_cfg(cfg, aligned: AlignedModel):
+    """The ``llm`` node of a whole fine-tuned model: the configured backend with its weights."""
+    return OmegaConf.merge(cfg.llm, {"model": aligned.model_path})
+
+
 def aligned_generator(ctx, cfg, aligned: AlignedModel):
     """The LLM that writes as the aligned model: the base engine (``cfg.llm``) with the adapter, or
     the whole fine-tuned model in the configured backend."""
     if aligned.model_path:
-        return ctx.llm(OmegaConf.merge(cfg.llm, {"model": aligned.model_path}))
+        return ctx.llm(aligned_llm_cfg(cfg, aligned))
     return ctx.llm(cfg.llm).with_adapter(aligned.adapter_path)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from lettingo.pipeline.align import aligned_generator, load_aligned
+from lettingo.pipeline.align import aligned_generator, aligned_llm_cfg, load_aligned
 from lettingo.pipeline.evaluate import judge_all, judgement_key
 from lettingo.pipeline.explore import profile_key, prompts_per_call, sampling_params, write_profiles
 from lettingo.pipeline.failures import FailureBudget
@@ -29,22 +29,24 @@ def run(ctx, cfg, store) -> dict:
     tasks = {k: t for k, t in load_tasks(store, evaluated_split(cfg)).items() if shard.owns(t.primary_task_id)}
     users = list(primary_tasks(tasks).values())  # profiles are written once per user, judged on every target
     aligned = load_aligned(store)
-    base = ctx.llm(cfg.llm)
-    generators = {"base": base}
-    if not aligned.unchanged:  # aligner `none`: the base profiles are the aligned ones
-        generators["aligned"] = aligned_generator(ctx, cfg, aligned)
+    names = ["base"] if aligned.unchanged else ["base", "aligned"]  # aligner `none`: base profiles are the aligned ones
     params = sampling_params(cfg.test, cfg.test.num_profiles)
     per_call = prompts_per_call(cfg.test, params)
     seed = int(cfg.seed)
     baselines = list(cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
-    failures = FailureBudget.for_stage(cfg, "test", len(users) * (len(generators) + len(baselines)))
+    failures = FailureBudget.for_stage(cfg, "test", len(users) * (len(names) + len(baselines)))
     with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
-        for name, llm in generators.items():  # one seed per user and sample for both: paired samples
+        for name in names:  # one seed per user and sample for both: paired samples
+            if name == "aligned" and aligned.model_path:  # a whole second model: never two engines at
+                ctx.release_llm(cfg.llm)                  # once (on a GPU each reserves its memory share)
+            llm = ctx.llm(cfg.llm) if name == "base" else aligned_generator(ctx, cfg, aligned)
             write_profiles(ctx, llm, users, data, seed, name, params, per_call, out,
                            f"test: {name} profiles", failures, cfg.prompt, seed_name="base")
+        if aligned.model_path:
+            ctx.release_llm(aligned_llm_cfg(cfg, aligned))  # the base engine (baselines, judge) loads again
         for entry in baselines:  # the paper's baseline prompts, written by the base generator
             prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
-            write_profiles(ctx, base, users, data, seed, "base", params, per_call, out,
+            write_profiles(ctx, ctx.llm(cfg.llm), users, data, seed, "base", params, per_call, out,
                            f"test: {prompt_cfg.name} profiles", failures, prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
     units = [(task.task_id, None) for task in users] if cfg.test.no_profile_baseline else []
