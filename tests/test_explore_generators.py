@@ -208,3 +208,44 @@ def test_plugins_price_their_models_for_dry_runs():
         assert _cost(ctx, OmegaConf.create({"name": "house"}), 1000, 500) == pytest.approx(2e-3)
     assert plugins.llm_price({"name": "transformers", "model": "x"}) == (0.0, 0.0)  # a local backend
     assert plugins.llm_price({"name": "house"}) is None  # nobody prices it any more
+
+
+@pytest.mark.parametrize("recommender", ["llm_sentiment", "llm_rating", "llm_ranker", "embedding_ranker"])
+@pytest.mark.parametrize("generator", ["transformers", "vllm", "litellm"])
+def test_dry_run_plans_every_builtin_recommender_with_every_generator_kind(tmp_path, tiny_model, recommender,
+                                                                           generator):
+    llm = {"transformers": [], "vllm": ["llm=vllm", f"llm.model={tiny_model}"],
+           "litellm": ["llm=litellm", "llm.model=gpt-4o-mini"]}[generator]
+    cfg = api.compose(tiny_overrides(tiny_model, train=4, test=3) + llm + [f"recommender={recommender}", "dry_run=true"])
+    rows = api.run(cfg, tmp_path)["dry_run"]
+    judged = [r for r in rows if r["stage"] == "evaluate"]
+    if recommender == "embedding_ranker":  # no LLM in the judge: nothing to count
+        assert judged == []
+        return
+    [evaluate] = judged
+    passes = cfg.recommender.bootstrap if recommender == "llm_ranker" else 1
+    assert evaluate["requests"] == 4 * cfg.explore.num_profiles * passes
+    answer = {"llm_ranker": cfg.recommender.max_new_tokens, "llm_rating": cfg.recommender.max_new_tokens,
+              "llm_sentiment": 8}[recommender]  # text answers; label scoring bills at most 8
+    assert evaluate["completion_tokens"] == evaluate["requests"] * answer
+    assert all(r["cost_usd"] == 0 for r in rows) == (generator != "litellm")
+
+
+def test_dry_run_counts_what_a_real_run_requests(tmp_path, tiny_model):
+    """The ranker's three passes, and no aligned writer with aligner=none: the dry run's requests per
+    stage and model are the ones the real run's ledger records."""
+    plugins.load_entrypoints(only=["transformers", "trl"])
+    overrides = [o for o in tiny_overrides(tiny_model, train=4, test=3) if not o.startswith("aligner.")]
+    overrides += ["recommender=llm_ranker", "recommender.max_new_tokens=16", "aligner=none",
+                  f"cache.path={tmp_path / 'calls.sqlite'}", "report.embedding_model=null"]
+    planned = api.run(api.compose(overrides + ["dry_run=true"]), tmp_path / "dry")["dry_run"]
+    api.run(api.compose(overrides), tmp_path / "real")
+    real: dict = {}
+    for row in read_jsonl(tmp_path / "real" / "ledger.jsonl"):
+        key = (row["stage"], row["model"])
+        real[key] = real.get(key, 0) + row["requests"] + row["cache_hits"]
+    estimated: dict = {}
+    for row in planned:
+        key = (row["stage"], row["model"])
+        estimated[key] = estimated.get(key, 0) + row["requests"]
+    assert estimated == real and not any("+adapter" in model for _, model in estimated)

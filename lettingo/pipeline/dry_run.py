@@ -1,8 +1,10 @@
 """``dry_run=true``: how many LLM requests a run would make and what they would cost, making none.
 
 It runs ``prepare`` (data only, no model) to know the users, renders the real profile prompts to
-count their tokens, and bounds answers by ``max_new_tokens``. Judge prompts are estimated from
-each task's no-profile prompt plus a profile of ``max_new_tokens``. Prices come from the plugins
+count their tokens, and bounds answers by ``max_new_tokens``. The recommender says which requests
+it sends (``request_plan``: ``llm_ranker`` makes ``bootstrap`` passes a task, a judge in ``text``
+mode answers in ``max_new_tokens``); each is counted with a profile of ``max_new_tokens`` added.
+The aligned writer's test requests are counted only when the aligner trains. Prices come from the plugins
 (``lettingo_llm_price``; LiteLLM's price map for API models, 0 for local ones). Counts already in
 the run directory or the call cache are not subtracted: this is the cost of a run from scratch.
 """
@@ -18,7 +20,6 @@ from lettingo.run_data import RunData, evaluated_split, load_run_data, load_task
 from lettingo.types import UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
-JUDGE_ANSWER_TOKENS = 8  # the most a judge request generates (litellm asks for 8; local backends 0)
 
 
 def tokens(messages: list[dict[str, str]]) -> int:
@@ -56,11 +57,12 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
         add("explore", generator.llm, len(writers), explore_tokens,
             len(writers) * generator.params.n * generator.params.max_new_tokens)
     if judge_llm is not None:
-        judge = _judge_tokens(recommender, train, data, cfg.explore.max_new_tokens)
-        add("evaluate", judge_llm, len(train) * explored, judge * explored,
-            len(train) * explored * JUDGE_ANSWER_TOKENS)
+        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, train, data, cfg.explore.max_new_tokens)
+        add("evaluate", judge_llm, requests * explored, prompt_tokens * explored, completion_tokens * explored)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
-    for suffix in ("", "+adapter"):  # the base and the aligned generator
+    trains = getattr(ctx.build("aligner", cfg.aligner), "trains", True)  # `none`: no aligned writer
+    writers = ("", "+adapter") if trains else ("",)
+    for suffix in writers:  # the base and the aligned generator
         add("test", cfg.llm, len(test_writers), sum(profile_tokens[t.task_id] for t in test_writers),
             len(test_writers) * test_params.n * test_params.max_new_tokens, suffix)
     baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e)
@@ -71,17 +73,19 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
             add("test", cfg.llm, len(test_writers), sum(tokens(baseline.messages(t, data)) for t in test_writers),
                 len(test_writers) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
-        judged = (2 + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
-        judge = _judge_tokens(recommender, test, data, cfg.test.max_new_tokens)
-        add("test", judge_llm, len(test) * judged, judge * judged, len(test) * judged * JUDGE_ANSWER_TOKENS)
+        judged = (len(writers) + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
+        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, test, data, cfg.test.max_new_tokens)
+        add("test", judge_llm, requests * judged, prompt_tokens * judged, completion_tokens * judged)
     return rows
 
 
-def _judge_tokens(recommender, tasks: list[UserTask], data: RunData, profile_tokens: int) -> int:
-    """Tokens of one judge prompt per task (no profile) summed, plus a full-length profile each."""
-    if not hasattr(recommender, "messages"):
-        return 0
-    return sum(tokens(recommender.messages(t, None, data)) + profile_tokens for t in tasks)
+def _judge_plan(recommender, tasks: list[UserTask], data: RunData, profile_tokens: int) -> tuple[int, int, int]:
+    """(requests, prompt tokens, completion tokens) of judging one profile of ``profile_tokens`` on
+    every task, from the recommender's own ``request_plan`` (none: it calls no LLM)."""
+    plan = getattr(recommender, "request_plan", None)
+    requests = plan(tasks, data) if plan is not None else []
+    return (len(requests), sum(tokens(messages) + profile_tokens for messages, _ in requests),
+            sum(answer for _, answer in requests))
 
 
 def _label(llm_cfg) -> str:

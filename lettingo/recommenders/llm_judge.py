@@ -25,6 +25,8 @@ from lettingo.run_data import RunData
 from lettingo.types import Judgement, Profile, UserTask
 
 ANSWER_MODES = ("logprobs", "text", "auto")
+# The most completion tokens one label-scoring request may bill (an API backend asks for up to 8).
+SCORING_ANSWER_TOKENS = 8
 
 
 @dataclass
@@ -161,6 +163,12 @@ class LLMJudge:
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": "\n\n".join(sections)})
         return messages
+
+    def request_plan(self, tasks: list[UserTask], data: RunData) -> list[tuple[list[dict[str, str]], int]]:
+        """The requests :meth:`judge` sends for ``tasks`` without a profile (a dry run adds the
+        profile's tokens): one per task, with the most completion tokens it may take."""
+        answer_tokens = self.max_new_tokens if self.answer == "text" else SCORING_ANSWER_TOKENS
+        return [(self.messages(task, None, data), answer_tokens) for task in tasks]
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_aligned(self.name, tasks, profiles)
