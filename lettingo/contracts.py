@@ -35,9 +35,9 @@ class Prompt(Protocol):
 class Recommender(Protocol):
     """Judges profiles on tasks, given the run's data (items, label rule, rating scale, dataset).
     ``task_type`` is ``sentiment``, ``rating`` or ``ranking`` (which metrics the report computes).
-    Optional: ``judgement_summary(judgements) -> dict``; ``request_plan(tasks, data)`` -> the LLM
-    requests ``judge`` would send without a profile, as ``(messages, most completion tokens)``
-    (dry runs count them; a recommender without it makes no LLM request)."""
+    Optional: ``judgement_summary(judgements) -> dict``; ``request_plan(tasks, profiles, data)`` ->
+    the LLM requests ``judge`` would send, as ``(messages, most completion tokens)`` (dry runs count
+    them; a recommender without it makes no LLM request)."""
 
     task_type: ClassVar[str]
 

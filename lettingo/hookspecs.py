@@ -60,6 +60,13 @@ def lettingo_llm_price(llm_cfg):
     are free and need no implementation."""
 
 
+@hookspec(firstresult=True)
+def lettingo_token_counter(llm_cfg):
+    """A function ``messages -> prompt tokens`` for the model this ``llm`` config node names (its own
+    tokenizer and chat template), or ``None`` when this plugin does not serve it. Used by
+    ``dry_run=true`` estimates (4 characters a token without one); it must load no model weights."""
+
+
 @hookspec
 def lettingo_stage_started(stage, run_dir):
     """Called when a pipeline stage starts in ``run_dir`` (a ``pathlib.Path``)."""

@@ -89,3 +89,14 @@ def prepare_packaged_model(alias: str, force: bool = False) -> Path:
         shutil.rmtree(target)
     staging.rename(target)
     return target
+
+
+def chat_token_counter(model: str):
+    """``messages -> prompt tokens`` with the model's own tokenizer and chat template (the tokens a
+    local backend feeds it, ``lettingo.llm.encode_chat``); loads the tokenizer only, no weights."""
+    from transformers import AutoTokenizer
+
+    from lettingo.llm import encode_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    return lambda messages: len(encode_chat(tokenizer, messages, max_input_tokens=10**9))

@@ -168,6 +168,11 @@ class PluginRegistry:
         self.ensure_loaded()
         return self.pm.hook.lettingo_llm_price(llm_cfg=llm_cfg)
 
+    def token_counter(self, llm_cfg: Any):
+        """``messages -> prompt tokens`` for this model from the first plugin that counts for it, or None."""
+        self.ensure_loaded()
+        return self.pm.hook.lettingo_token_counter(llm_cfg=llm_cfg)
+
     def broadcast(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every plugin."""
         self.ensure_loaded()
@@ -216,6 +221,7 @@ factory = _default.factory
 config_searchpath = _default.config_searchpath
 describe = _default.describe
 llm_price = _default.llm_price
+token_counter = _default.token_counter
 broadcast = _default.broadcast
 
 

@@ -243,9 +243,45 @@ def test_dry_run_counts_what_a_real_run_requests(tmp_path, tiny_model):
     real: dict = {}
     for row in read_jsonl(tmp_path / "real" / "ledger.jsonl"):
         key = (row["stage"], row["model"])
-        real[key] = real.get(key, 0) + row["requests"] + row["cache_hits"]
+        requests, tokens = real.get(key, (0, 0))
+        real[key] = (requests + row["requests"] + row["cache_hits"], tokens + row["prompt_tokens"])
     estimated: dict = {}
     for row in planned:
         key = (row["stage"], row["model"])
-        estimated[key] = estimated.get(key, 0) + row["requests"]
-    assert estimated == real and not any("+adapter" in model for _, model in estimated)
+        requests, tokens = estimated.get(key, (0, 0))
+        estimated[key] = (requests + row["requests"], tokens + row["prompt_tokens"])
+    assert {k: v[0] for k, v in estimated.items()} == {k: v[0] for k, v in real.items()}
+    assert not any("+adapter" in model for _, model in estimated)
+    # prompt tokens come from the model's own tokenizer and chat template: exact for profile prompts,
+    # close for judge prompts (each counted with a stand-in profile of max_new_tokens words)
+    writer = f"transformers:{tiny_model}"
+    assert estimated[("explore", writer)][1] == real[("explore", writer)][1] > 0
+    assert all(abs(estimated[key][1] - real[key][1]) <= 0.05 * real[key][1] for key in real), (estimated, real)
+
+
+class CountingWords:
+    """A plugin that counts a model's prompt tokens its own way: one per word."""
+
+    @hookimpl
+    def lettingo_token_counter(self, llm_cfg):
+        if llm_cfg.get("name") != "litellm":
+            return None
+        return lambda messages: sum(len(m["content"].split()) for m in messages)
+
+
+def test_dry_runs_count_tokens_with_the_models_counter(tmp_path, tiny_model):
+    from lettingo.pipeline.dry_run import char_tokens
+    from lettingo.testing import plugin_registered
+
+    generators = ("explore.generators=[{name: local, llm: ${llm}},"
+                  "{name: api, llm: {name: litellm, model: gpt-4o-mini}}]")
+    cfg = api.compose(tiny_overrides(tiny_model, train=4, test=3) + ["dry_run=true", generators])
+    with plugin_registered(CountingWords(), "counting-words"):
+        rows = {r["model"]: r for r in api.run(cfg, tmp_path / "words")["dry_run"] if r["stage"] == "explore"}
+    words, local = rows["litellm:gpt-4o-mini"]["prompt_tokens"], rows[f"transformers:{tiny_model}"]["prompt_tokens"]
+    litellm_count = {r["model"]: r for r in api.run(cfg, tmp_path / "litellm")["dry_run"]
+                     if r["stage"] == "explore"}["litellm:gpt-4o-mini"]["prompt_tokens"]
+    assert len({words, local, litellm_count}) == 3  # three counters: words, SmolLM2's template, tiktoken's
+    assert plugins.token_counter({"name": "transformers", "model": tiny_model})(
+        [{"role": "user", "content": "hi"}]) > 1  # the chat template's tokens around the word
+    assert char_tokens([{"role": "user", "content": "abcdefgh"}]) == 2 + 4

@@ -1,9 +1,11 @@
 """``dry_run=true``: how many LLM requests a run would make and what they would cost, making none.
 
-It runs ``prepare`` (data only, no model) to know the users, renders the real profile prompts to
-count their tokens, and bounds answers by ``max_new_tokens``. The recommender says which requests
+It runs ``prepare`` (data only, no model) to know the users, renders the real profile prompts and
+counts their tokens with each model's own tokenizer (``lettingo_token_counter``: the chat template
+of a local model, LiteLLM's counter for an API one; 4 characters a token where no plugin counts),
+and bounds answers by ``max_new_tokens``. The recommender says which requests
 it sends (``request_plan``: ``llm_ranker`` makes ``bootstrap`` passes a task, a judge in ``text``
-mode answers in ``max_new_tokens``); each is counted with a profile of ``max_new_tokens`` added.
+mode answers in ``max_new_tokens``), each with a stand-in profile of ``max_new_tokens`` words.
 The aligned writer's test requests are counted only when the aligner trains. Prices come from the plugins
 (``lettingo_llm_price``; LiteLLM's price map for API models, 0 for local ones). Counts already in
 the run directory or the call cache are not subtracted: this is the cost of a run from scratch.
@@ -17,13 +19,29 @@ from omegaconf import OmegaConf
 
 from lettingo.pipeline.explore import explore_generators, sampling_params
 from lettingo.run_data import RunData, evaluated_split, load_run_data, load_tasks
-from lettingo.types import UserTask
+from lettingo.types import Profile, UserTask
 
 CHARS_PER_TOKEN = 4  # a rough rule for English text; real tokenizers differ by model
 
 
-def tokens(messages: list[dict[str, str]]) -> int:
+def char_tokens(messages: list[dict[str, str]]) -> int:
+    """The fallback count for a model no plugin counts for: 4 characters a token, 4 a message."""
     return sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages)
+
+
+def token_counters(ctx):
+    """``llm_cfg -> (messages -> tokens)``: the model's own count from its plugin
+    (``lettingo_token_counter``: its tokenizer and chat template, or LiteLLM's counter), else
+    :func:`char_tokens`; one counter a model."""
+    counters: dict[str, Any] = {}
+
+    def counter(llm_cfg):
+        key = ctx.llm_key(llm_cfg)
+        if key not in counters:
+            counters[key] = ctx.plugins.token_counter(OmegaConf.to_container(llm_cfg, resolve=True)) or char_tokens
+        return counters[key]
+
+    return counter
 
 
 def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
@@ -35,6 +53,7 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
     prompt = ctx.build("prompt", cfg.prompt)
     recommender = ctx.build("recommender", cfg.recommender)
     judge_llm = cfg.recommender.get("llm")
+    counter = token_counters(ctx)
     rows = []
 
     def add(stage: str, llm_cfg, requests: int, prompt_tokens: int, completion_tokens: int,
@@ -45,25 +64,25 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
 
     # profiles are written once per user (primary tasks) and judged on each of the user's targets
     writers, test_writers = ([t for t in split if t.profile_task is None] for split in (train, test))
-    profile_tokens = {t.task_id: tokens(prompt.messages(t, data)) for t in writers + test_writers}
     explored = 0
     for generator in explore_generators(cfg):
         explored += generator.params.n  # every profile is judged, whoever wrote it
         own = ctx.build("prompt", generator.prompt) if generator.prompt is not None else None
         if own is not None and not getattr(own, "needs_llm", True):
             continue  # raw_history writes its profiles itself: no request
-        explore_tokens = (sum(tokens(own.messages(t, data)) for t in writers) if own is not None
-                          else sum(profile_tokens[t.task_id] for t in writers))
-        add("explore", generator.llm, len(writers), explore_tokens,
+        tokens = counter(generator.llm)
+        add("explore", generator.llm, len(writers), sum(tokens((own or prompt).messages(t, data)) for t in writers),
             len(writers) * generator.params.n * generator.params.max_new_tokens)
     if judge_llm is not None:
-        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, train, data, cfg.explore.max_new_tokens)
+        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, train, data, counter(judge_llm),
+                                                                 cfg.explore.max_new_tokens)
         add("evaluate", judge_llm, requests * explored, prompt_tokens * explored, completion_tokens * explored)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
     trains = getattr(ctx.build("aligner", cfg.aligner), "trains", True)  # `none`: no aligned writer
     writers = ("", "+adapter") if trains else ("",)
+    tokens = counter(cfg.llm)
     for suffix in writers:  # the base and the aligned generator
-        add("test", cfg.llm, len(test_writers), sum(profile_tokens[t.task_id] for t in test_writers),
+        add("test", cfg.llm, len(test_writers), sum(tokens(prompt.messages(t, data)) for t in test_writers),
             len(test_writers) * test_params.n * test_params.max_new_tokens, suffix)
     baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e)
                  for e in cfg.test.get("baseline_prompts") or []]
@@ -74,18 +93,22 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
                 len(test_writers) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
         judged = (len(writers) + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
-        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, test, data, cfg.test.max_new_tokens)
+        requests, prompt_tokens, completion_tokens = _judge_plan(recommender, test, data, counter(judge_llm),
+                                                                 cfg.test.max_new_tokens)
         add("test", judge_llm, requests * judged, prompt_tokens * judged, completion_tokens * judged)
     return rows
 
 
-def _judge_plan(recommender, tasks: list[UserTask], data: RunData, profile_tokens: int) -> tuple[int, int, int]:
-    """(requests, prompt tokens, completion tokens) of judging one profile of ``profile_tokens`` on
-    every task, from the recommender's own ``request_plan`` (none: it calls no LLM)."""
+def _judge_plan(recommender, tasks: list[UserTask], data: RunData, tokens, profile_tokens: int) -> tuple[int, int, int]:
+    """(requests, prompt tokens, completion tokens) of judging one profile on every task, from the
+    recommender's own ``request_plan`` (none: it calls no LLM). The profile is a stand-in of
+    ``profile_tokens`` words ("x x x ...", about a token each): a profile runs to ``max_new_tokens``."""
     plan = getattr(recommender, "request_plan", None)
-    requests = plan(tasks, data) if plan is not None else []
-    return (len(requests), sum(tokens(messages) + profile_tokens for messages, _ in requests),
-            sum(answer for _, answer in requests))
+    if plan is None:
+        return 0, 0, 0
+    stand_in = " ".join(["x"] * profile_tokens)
+    requests = plan(tasks, [Profile(t.task_id, "dry-run", "dry-run", 0, stand_in, []) for t in tasks], data)
+    return len(requests), sum(tokens(messages) for messages, _ in requests), sum(answer for _, answer in requests)
 
 
 def _label(llm_cfg) -> str:
@@ -112,6 +135,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     total = f"total: {sum(r['requests'] for r in rows)} requests, at most ${sum(known):.4f}"
     if unknown:
         total += f" plus {unknown} row(s) with no known price"
-    lines += [total, f"(prompt tokens estimated at {CHARS_PER_TOKEN} characters per token; completions at "
-                     "max_new_tokens, an upper bound; the aligner trains locally)"]
+    lines += [total, "(prompt tokens counted with each model's tokenizer where its plugin offers one, else "
+                     f"{CHARS_PER_TOKEN} characters a token; completions at max_new_tokens, an upper bound; "
+                     "the aligner trains locally)"]
     return "\n".join(lines)

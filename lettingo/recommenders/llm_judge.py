@@ -164,11 +164,12 @@ class LLMJudge:
         messages.append({"role": "user", "content": "\n\n".join(sections)})
         return messages
 
-    def request_plan(self, tasks: list[UserTask], data: RunData) -> list[tuple[list[dict[str, str]], int]]:
-        """The requests :meth:`judge` sends for ``tasks`` without a profile (a dry run adds the
-        profile's tokens): one per task, with the most completion tokens it may take."""
+    def request_plan(self, tasks: list[UserTask], profiles: list[Profile | None],
+                     data: RunData) -> list[tuple[list[dict[str, str]], int]]:
+        """The requests :meth:`judge` sends for these (task, profile) pairs: one each, with the most
+        completion tokens it may take."""
         answer_tokens = self.max_new_tokens if self.answer == "text" else SCORING_ANSWER_TOKENS
-        return [(self.messages(task, None, data), answer_tokens) for task in tasks]
+        return [(self.messages(task, profile, data), answer_tokens) for task, profile in zip(tasks, profiles)]
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_aligned(self.name, tasks, profiles)

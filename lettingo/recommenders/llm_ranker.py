@@ -241,11 +241,12 @@ class LLMRanker:
         """What the report shows beside the metrics: how often a pass just picked the first candidate."""
         return {"position_bias": position_bias(judgements)}
 
-    def request_plan(self, tasks: list[UserTask], data: RunData) -> list[tuple[list[dict[str, str]], int]]:
-        """The requests :meth:`judge` sends for ``tasks`` without a profile: ``bootstrap`` passes a
-        task, each listing the candidates in its own order, each answered in ``max_new_tokens``."""
-        return [(self.messages(task, None, order, data), self.max_new_tokens)
-                for task in tasks for order in presentation_orders(task, self.bootstrap)]
+    def request_plan(self, tasks: list[UserTask], profiles: list[Profile | None],
+                     data: RunData) -> list[tuple[list[dict[str, str]], int]]:
+        """The requests :meth:`judge` sends for these (task, profile) pairs: ``bootstrap`` passes
+        each, listing the candidates in its own order, each answered in ``max_new_tokens``."""
+        return [(self.messages(task, profile, order, data), self.max_new_tokens)
+                for task, profile in zip(tasks, profiles) for order in presentation_orders(task, self.bootstrap)]
 
     def judge(self, tasks: list[UserTask], profiles: list[Profile | None], data: RunData) -> list[Judgement]:
         check_ranking_tasks(self.name, tasks, profiles)

@@ -35,3 +35,14 @@ def lettingo_llm_price(llm_cfg):
     from lettingo_litellm.backend import price_per_token
 
     return price_per_token(str(llm_cfg.get("model")), llm_cfg.get("api_base"))
+
+
+@hookimpl
+def lettingo_token_counter(llm_cfg):
+    """LiteLLM's token counter for the model (its tokenizer where LiteLLM knows it, else tiktoken's)."""
+    if llm_cfg.get("name") != "litellm":
+        return None
+    import litellm
+
+    model = str(llm_cfg.get("model"))
+    return lambda messages: int(litellm.token_counter(model=model, messages=messages))

@@ -30,3 +30,13 @@ def lettingo_register_llms(register):
 def lettingo_llm_price(llm_cfg):
     """A local model costs nothing per token."""
     return (0.0, 0.0) if llm_cfg.get("name") == "transformers" else None
+
+
+@hookimpl
+def lettingo_token_counter(llm_cfg):
+    """The model's own tokenizer and chat template (no weights loaded)."""
+    if llm_cfg.get("name") != "transformers":
+        return None
+    from lettingo.models import chat_token_counter
+
+    return chat_token_counter(str(llm_cfg.get("model")))
