@@ -32,3 +32,7 @@ class DiskFullError(LettingoError, OSError):
 class DatasetError(LettingoError, ValueError):
     """Input data that cannot be used; the message names the file, the line when known, and the fix.
     (Importable from ``lettingo.data`` too, where loaders find it.)"""
+
+
+class PlanError(LettingoError, ValueError):
+    """The run cannot finish as configured; found before the first LLM request, so nothing was paid."""

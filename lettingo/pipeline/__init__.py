@@ -20,6 +20,7 @@ from lettingo import ledger, plugins
 from lettingo.cache import CallCache, digest
 from lettingo.components import Context
 from lettingo.errors import DiskFullError
+from lettingo.pipeline.preflight import check_plan
 from lettingo.pipeline.shards import Shard, merge_stage
 from lettingo.pipeline.stages import STAGES, Stage, outputs_from, stage
 from lettingo.run_data import load_tasks
@@ -99,6 +100,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
         stages = [s for s in stages if s is STAGES[0]] or [STAGES[0]]
     shard_done: list[str] = []
     name = "start"
+    planned = False
     try:
         manifest = store.manifest()
         store.update_manifest(
@@ -128,6 +130,9 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
                 store.check_stage(key, fingerprint, inputs, restart, redo)
             if skip_done and not each.always_reruns and store.stage_done(key):  # same inputs: check_stage passed
                 continue
+            if not planned and each.calls_llms:  # the first paid stage: is the whole plan possible?
+                check_plan(ctx, cfg, store)
+                planned = True
             with store.waiting_lock(f".{name}.lock") if shard.sharded and each.shared else nullcontext():
                 if shard.sharded and each.shared and store.stage_done(name):
                     continue  # another shard did it while this one waited
@@ -137,6 +142,7 @@ def _run_locked(cfg: DictConfig, store: RunStore, stages: list[Stage], registry:
         if dry_run:
             from lettingo.pipeline.dry_run import estimate
 
+            check_plan(ctx, cfg, store)
             return {"dry_run": estimate(ctx, cfg, store)}
     except OSError as exc:  # anywhere: a stage's rows, the manifest, the ledger, a checkpoint
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):

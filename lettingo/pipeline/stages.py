@@ -25,6 +25,7 @@ class Stage:
     per_user: bool = False       # shards split it by user and merge the parts
     shared: bool = False         # shards share it: the first runs it, the others wait for it
     always_reruns: bool = False  # a whole run redoes it even when it is done
+    calls_llms: bool = True      # it may pay for LLM requests: the plan is checked before the first such stage
 
     @property
     def row_files(self) -> list[str]:
@@ -34,13 +35,15 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", prepare.run, ("dataset", "protocol"),
-          ("tasks.jsonl", "items.jsonl", "data_summary.json", "splits.json"), shared=True),
+          ("tasks.jsonl", "items.jsonl", "data_summary.json", "splits.json"), shared=True,
+          calls_llms=False),
     Stage("explore", explore.run, ("llm", "prompt", "explore"), ("profiles.jsonl",), per_user=True),
     Stage("evaluate", evaluate.run, ("recommender", "evaluate"), ("judgements.jsonl",), per_user=True),
-    Stage("pair", pair.run, ("pair_selector",), ("pairs.jsonl", "pairs_summary.json")),
+    Stage("pair", pair.run, ("pair_selector",), ("pairs.jsonl", "pairs_summary.json"), calls_llms=False),
     Stage("align", align.run, ("aligner", "align"), ("aligned",)),
     Stage("test", test.run, ("test",), ("test_profiles.jsonl", "test_judgements.jsonl"), per_user=True),
-    Stage("report", report.run, ("report",), ("results.json", "report.md", "report.html"), always_reruns=True),
+    Stage("report", report.run, ("report",), ("results.json", "report.md", "report.html"), always_reruns=True,
+          calls_llms=False),
 )
 STAGE_NAMES: list[str] = [s.name for s in STAGES]
 _BY_NAME = {s.name: s for s in STAGES}

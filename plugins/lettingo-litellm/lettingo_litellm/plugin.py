@@ -20,6 +20,7 @@ def build_litellm_llm(cfg, ctx):
 
 build_litellm_llm.Settings = LiteLLMSettings  # the option's keys and defaults: llm=litellm
 build_litellm_llm.implementation = "lettingo_litellm.backend:LiteLLMBackend"  # what `lettingo plugins --components` shows
+build_litellm_llm.trainable = False  # an API model: no weights here to train or to load an adapter into
 
 
 @hookimpl
