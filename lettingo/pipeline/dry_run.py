@@ -99,15 +99,20 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
     return rows
 
 
+def stand_in_profiles(tasks: list[UserTask], words: int) -> list[Profile]:
+    """One profile a task of ``words`` words ("x x x ...", about a token each), to count judge
+    requests before any profile exists: a profile runs to ``max_new_tokens``."""
+    text = " ".join(["x"] * int(words))
+    return [Profile(t.task_id, "stand-in", "stand-in", 0, text, []) for t in tasks]
+
+
 def _judge_plan(recommender, tasks: list[UserTask], data: RunData, tokens, profile_tokens: int) -> tuple[int, int, int]:
-    """(requests, prompt tokens, completion tokens) of judging one profile on every task, from the
-    recommender's own ``request_plan`` (none: it calls no LLM). The profile is a stand-in of
-    ``profile_tokens`` words ("x x x ...", about a token each): a profile runs to ``max_new_tokens``."""
+    """(requests, prompt tokens, completion tokens) of judging a profile of ``profile_tokens`` words
+    on every task, from the recommender's own ``request_plan`` (none: it calls no LLM)."""
     plan = getattr(recommender, "request_plan", None)
     if plan is None:
         return 0, 0, 0
-    stand_in = " ".join(["x"] * profile_tokens)
-    requests = plan(tasks, [Profile(t.task_id, "dry-run", "dry-run", 0, stand_in, []) for t in tasks], data)
+    requests = plan(tasks, stand_in_profiles(tasks, profile_tokens), data)
     return len(requests), sum(tokens(messages) for messages, _ in requests), sum(answer for _, answer in requests)
 
 

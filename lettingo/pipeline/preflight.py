@@ -19,10 +19,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lettingo.errors import PlanError
-from lettingo.pipeline.dry_run import token_counters
+from lettingo.pipeline.dry_run import stand_in_profiles, token_counters
 from lettingo.pipeline.explore import explore_generators
 from lettingo.run_data import evaluated_split, load_run_data, load_tasks
-from lettingo.types import Profile
 
 
 def check_plan(ctx, cfg, store) -> None:
@@ -81,9 +80,8 @@ def _length_problems(ctx, cfg, store) -> list[str]:
     judge_llm = cfg.recommender.get("llm")
     if plan is not None and judge_llm is not None:
         judged = [t for t in tasks.values() if t.split in ("train", evaluated_split(cfg))]
-        stand_in = " ".join(["x"] * int(max(cfg.explore.max_new_tokens, cfg.test.max_new_tokens)))
+        words = max(cfg.explore.max_new_tokens, cfg.test.max_new_tokens)
         check(judge_llm, "the judge's request", [
-            (t.task_id, messages) for t in judged
-            for messages, _ in plan([t], [Profile(t.task_id, "plan", "plan", 0, stand_in, [])], data)],
+            (t.task_id, messages) for t in judged for messages, _ in plan([t], stand_in_profiles([t], words), data)],
             "recommender.llm")
     return problems
