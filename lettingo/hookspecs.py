@@ -27,12 +27,14 @@ def lettingo_register_llms(register):
 
 @hookspec
 def lettingo_register_prompts(register):
-    """Register profile prompts: ``factory(cfg, ctx)`` returns an object with ``messages(task, items)``."""
+    """Register profile prompts: ``factory(cfg, ctx)`` returns an object with ``messages(task, data)``
+    (``data``: the run's ``lettingo.run_data.RunData``)."""
 
 
 @hookspec
 def lettingo_register_recommenders(register):
-    """Register recommenders: ``factory(cfg, ctx)`` returns an object with ``judge(tasks, profiles)``."""
+    """Register recommenders: ``factory(cfg, ctx)`` returns an object with
+    ``judge(tasks, profiles, data)``."""
 
 
 @hookspec
