@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from omegaconf import OmegaConf
 
-from lettingo.labels import label_for, thresholds
+from lettingo.labels import DEFAULT_DISLIKE_MAX, DEFAULT_LIKE_MIN, label_for, thresholds
 from lettingo.store import read_jsonl
 from lettingo.types import Item, UserTask
 
@@ -38,8 +38,8 @@ class RunData:
     """
 
     items: Mapping[str, Item] = field(default_factory=dict)
-    like_min: float = 4.0
-    dislike_max: float = 2.0
+    like_min: float = DEFAULT_LIKE_MIN
+    dislike_max: float = DEFAULT_DISLIKE_MAX
     rating_scale: tuple[float, float] = DEFAULT_RATING_SCALE
     dataset: Any = None
 

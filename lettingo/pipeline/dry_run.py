@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from lettingo.pipeline.explore import explore_generators, sampling_params
+from lettingo.pipeline.test import baseline_prompts
 from lettingo.run_data import RunData, evaluated_split, load_run_data, load_tasks
 from lettingo.types import Profile, UserTask
 
@@ -79,20 +80,19 @@ def estimate(ctx, cfg, store) -> list[dict[str, Any]]:
         add("evaluate", judge_llm, requests * explored, prompt_tokens * explored, completion_tokens * explored)
     test_params = sampling_params(cfg.test, cfg.test.num_profiles)
     trains = getattr(ctx.build("aligner", cfg.aligner), "trains", True)  # `none`: no aligned writer
-    writers = ("", "+adapter") if trains else ("",)
+    test_generators = ("", "+adapter") if trains else ("",)  # the base and the aligned generator
     tokens = counter(cfg.llm)
-    for suffix in writers:  # the base and the aligned generator
+    for suffix in test_generators:
         add("test", cfg.llm, len(test_writers), sum(tokens(prompt.messages(t, data)) for t in test_writers),
             len(test_writers) * test_params.n * test_params.max_new_tokens, suffix)
-    baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e)
-                 for e in cfg.test.get("baseline_prompts") or []]
+    baselines = baseline_prompts(cfg)
     for baseline_cfg in baselines:
         baseline = ctx.build("prompt", baseline_cfg)
         if getattr(baseline, "needs_llm", True):
             add("test", cfg.llm, len(test_writers), sum(tokens(baseline.messages(t, data)) for t in test_writers),
                 len(test_writers) * test_params.n * test_params.max_new_tokens, f" ({baseline_cfg.name})")
     if judge_llm is not None:
-        judged = (len(writers) + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
+        judged = (len(test_generators) + len(baselines)) * test_params.n + (1 if cfg.test.no_profile_baseline else 0)
         requests, prompt_tokens, completion_tokens = _judge_plan(recommender, test, data, counter(judge_llm),
                                                                  cfg.test.max_new_tokens)
         add("test", judge_llm, requests * judged, prompt_tokens * judged, completion_tokens * judged)

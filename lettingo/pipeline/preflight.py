@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from lettingo.errors import PlanError
 from lettingo.pipeline.dry_run import stand_in_profiles, token_counters
 from lettingo.pipeline.explore import explore_generators
+from lettingo.pipeline.test import baseline_prompts
 from lettingo.run_data import evaluated_split, load_run_data, load_tasks
 
 
@@ -69,8 +68,7 @@ def _length_problems(ctx, cfg, store) -> list[str]:
         if getattr(prompt, "needs_llm", True):
             check(generator.llm, f"explore generator {generator.name!r}'s profile prompt",
                   [(t.task_id, prompt.messages(t, data)) for t in writers if t.split == "train"], "llm")
-    baselines = [OmegaConf.create({"name": e} if isinstance(e, str) else e) for e in cfg.test.get("baseline_prompts") or []]
-    for prompt_cfg in [cfg.prompt, *baselines]:
+    for prompt_cfg in [cfg.prompt, *baseline_prompts(cfg)]:
         prompt = ctx.build("prompt", prompt_cfg)
         if getattr(prompt, "needs_llm", True):
             check(cfg.llm, f"the {prompt_cfg.name} profile prompt",

@@ -23,6 +23,12 @@ from lettingo.targets import primary_tasks
 from lettingo.types import Profile
 
 
+def baseline_prompts(cfg) -> list:
+    """``test.baseline_prompts`` as prompt config nodes (a bare name is ``{name: <it>}``); run
+    directories made before the key existed have none."""
+    return [OmegaConf.create({"name": e} if isinstance(e, str) else e) for e in cfg.test.get("baseline_prompts") or []]
+
+
 def run(ctx, cfg, store) -> dict:
     data = load_run_data(ctx, cfg, store)
     shard = Shard.of(cfg)
@@ -33,7 +39,7 @@ def run(ctx, cfg, store) -> dict:
     params = sampling_params(cfg.test, cfg.test.num_profiles)
     per_call = prompts_per_call(cfg.test, params)
     seed = int(cfg.seed)
-    baselines = list(cfg.test.get("baseline_prompts") or [])  # .get: older run directories lack it
+    baselines = baseline_prompts(cfg)
     failures = FailureBudget.for_stage(cfg, "test", len(users) * (len(names) + len(baselines)))
     with JsonlAppender(store.path(shard.file("test_profiles.jsonl")), profile_key) as out:
         for name in names:  # one seed per user and sample for both: paired samples
@@ -44,8 +50,7 @@ def run(ctx, cfg, store) -> dict:
                            f"test: {name} profiles", failures, cfg.prompt, seed_name="base")
         if aligned.model_path:
             ctx.release_llm(aligned_llm_cfg(cfg, aligned))  # the base engine (baselines, judge) loads again
-        for entry in baselines:  # the paper's baseline prompts, written by the base generator
-            prompt_cfg = OmegaConf.create({"name": entry} if isinstance(entry, str) else entry)
+        for prompt_cfg in baselines:  # the paper's baseline prompts, written by the base generator
             write_profiles(ctx, ctx.llm(cfg.llm), users, data, seed, "base", params, per_call, out,
                            f"test: {prompt_cfg.name} profiles", failures, prompt_cfg)
         profiles = [Profile.from_dict(r) for r in out.rows]
